@@ -1,0 +1,48 @@
+# lambdad — the commands a newcomer needs. `make serve` sets up and starts the server;
+# `make test` sets up and runs every test. Both work on a fresh Debian/Ubuntu machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= .lambdad
+HOST ?= 127.0.0.1
+PORT ?= 9000
+
+.PHONY: setup serve test lint bench clean system-deps
+
+setup: system-deps $(STAMP)
+
+# Debian packages lambdad needs at run time: bubblewrap (sandboxes). Installed only when run as root
+# and missing, so repeated runs are quick.
+system-deps:
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing bubblewrap (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+		else \
+			echo "WARNING: bubblewrap (bwrap) is missing; install it (apt-get install bubblewrap) or run with --sandbox process"; \
+		fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+serve: setup
+	$(BIN)/lambdad serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+lint: setup
+	$(BIN)/ruff check lambdad tests bench
+	$(BIN)/ruff format --check lambdad tests bench
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from lambdad.cli import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""Function identifiers as AWS accepts them: a name, a partial ARN or a full ARN, maybe qualified."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lambdad.http.errors import (
+    AccessDeniedException,
+    InvalidParameterValueException,
+    ResourceNotFoundException,
+)
+
+_FUNCTION_ID = re.compile(
+    r"^(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?"
+    r"(?:(?P<region>(?:eusc-)?[a-z]{2}(?:(?:-gov)|(?:-iso[a-z]?))?-[a-z]+-\d):)?"
+    r"(?:(?P<account>\d{12}):)?(?:function:)?(?P<name>[a-zA-Z0-9-_]+)"
+    r"(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9-_]+))?$"
+)
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """A parsed FunctionName parameter: the bare name and the qualifier it carried, if any."""
+
+    name: str
+    qualifier: str | None
+
+
+class Arns:
+    """Builds and parses ARNs for one region and account."""
+
+    def __init__(self, region: str, account_id: str) -> None:
+        self.region = region
+        self.account_id = account_id
+
+    def function(self, name: str, qualifier: str | None = None) -> str:
+        arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+        return f"{arn}:{qualifier}" if qualifier else arn
+
+    def parse_function(self, identifier: str, qualifier: str | None = None) -> FunctionRef:
+        """Resolve a FunctionName (already checked against the model's pattern) and a Qualifier."""
+        found = _FUNCTION_ID.match(identifier)
+        if found is None:
+            raise ResourceNotFoundException(f"Function not found: {self.function(identifier)}")
+        region = found.group("region")
+        if region and region != self.region:
+            raise ResourceNotFoundException(
+                f"Functions from '{region}' are not reachable in this region ('{self.region}')"
+            )
+        account = found.group("account")
+        name = found.group("name")
+        if account and account != self.account_id:
+            raise AccessDeniedException(
+                f"User is not authorized to access functions of account {account} from account {self.account_id}."
+            )
+        derived = found.group("qualifier")
+        if derived and qualifier and derived != qualifier:
+            raise InvalidParameterValueException(
+                "The derived qualifier from the function name does not match the specified qualifier."
+            )
+        return FunctionRef(name, derived or qualifier)

@@ -1,0 +1,229 @@
+"""The ASGI front: routing by path (rest-json) and X-Amz-Target (json), SigV4, AWS error rendering.
+
+Written directly against ASGI rather than on a framework: every invoke passes through here, and the
+work per request is a dict lookup, one regex match, the signature check and the handler call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from lambdad.http import awsmodel
+from lambdad.http.errors import (
+    AwsError,
+    InvalidRequestContentException,
+    Protocol,
+    RequestEntityTooLargeException,
+    ServiceException,
+    UnknownOperationException,
+)
+
+log = logging.getLogger("lambdad.http")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+#: A handler takes the parsed input and the request; returns the output dict (or None).
+Handler = Callable[[dict[str, Any], "Request"], Awaitable[Mapping[str, Any] | None]]
+#: A raw route answers the whole request itself: (status, headers, body).
+RawRoute = Callable[["Request"], Awaitable[tuple[int, Headers, bytes]]]
+Authenticator = Callable[["Request"], None]
+
+DEFAULT_BODY_LIMIT = 70_167_211
+BODY_LIMITS = {"Invoke": 6_291_456, "InvokeAsync": 262_144}
+_OPERATION_NAMES = {"Invoke": "InvokeFunction"}
+#: Members whose model constraint AWS reports with its own error instead of a ValidationException.
+_SKIP_VALIDATION = frozenset({"Runtime"})
+
+
+@dataclass
+class Request:
+    """What handlers see of an HTTP request."""
+
+    method: str
+    path: str
+    raw_path: bytes
+    query_string: bytes
+    headers: Mapping[str, str]
+    raw_headers: Headers
+    body: bytes
+    request_id: str
+    client: tuple[str, int] | None = None
+    #: Extra response headers a handler wants to add (x-amz-executed-version, ...).
+    response_headers: Headers = field(default_factory=list)
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(self.query_string.decode("latin-1"), keep_blank_values=True)
+
+
+@dataclass
+class JsonService:
+    """A service on the AWS json protocol, selected by the X-Amz-Target prefix."""
+
+    operations: dict[str, awsmodel.Operation]
+    handlers: dict[str, Handler]
+    protocol: Protocol = Protocol.JSON
+
+
+class App:
+    """The whole HTTP surface of lambdad as one ASGI application."""
+
+    def __init__(
+        self,
+        lambda_operations: dict[str, awsmodel.Operation],
+        lambda_handlers: dict[str, Handler],
+        authenticate: Authenticator,
+        raw_routes: dict[str, RawRoute] | None = None,
+        json_services: dict[str, JsonService] | None = None,
+        on_startup: Callable[[], Awaitable[None]] | None = None,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.router = awsmodel.RestRouter(lambda_operations)
+        self.lambda_operations = lambda_operations
+        self.lambda_handlers = lambda_handlers
+        self.authenticate = authenticate
+        self.raw_routes = raw_routes or {}
+        self.json_services = json_services or {}
+        self.on_startup = on_startup
+        self.on_shutdown = on_shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self.on_startup:
+                        await self.on_startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.on_shutdown:
+                    await self.on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_headers: Headers = scope["headers"]
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}
+        request = Request(
+            method=scope["method"],
+            path=scope["path"],
+            raw_path=scope.get("raw_path") or scope["path"].encode(),
+            query_string=scope["query_string"],
+            headers=headers,
+            raw_headers=raw_headers,
+            body=b"",
+            request_id=str(uuid.uuid4()),
+            client=scope.get("client"),
+        )
+        protocol = Protocol.REST_JSON
+        try:
+            raw = self._raw_route(request.path)
+            if raw is not None:
+                request.body = await _read_body(receive, DEFAULT_BODY_LIMIT, "request")
+                status, out_headers, body = await raw(request)
+            else:
+                target = headers.get("x-amz-target")
+                if target is not None:
+                    protocol = Protocol.JSON
+                    status, out_headers, body = await self._json(request, target, receive)
+                else:
+                    status, out_headers, body = await self._rest(request, receive)
+        except AwsError as error:
+            status, out_headers, body = error.render(protocol, request.request_id)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request.request_id, "path": request.path})
+            internal = ServiceException("An internal error occurred; see the lambdad server log.")
+            status, out_headers, body = internal.render(protocol, request.request_id)
+        await _respond(send, status, out_headers + request.response_headers, body, request.request_id)
+
+    def _raw_route(self, path: str) -> RawRoute | None:
+        if not self.raw_routes or not path.startswith(("/health", "/_lambdad/")):
+            return None
+        for prefix, route in self.raw_routes.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return route
+        return None
+
+    async def _rest(self, request: Request, receive: Receive) -> tuple[int, Headers, bytes]:
+        raw_path = request.raw_path.decode("latin-1")
+        query = request.query
+        found = self.router.match(request.method, raw_path, query)
+        if found is None:
+            await _read_body(receive, DEFAULT_BODY_LIMIT, "request")
+            self.authenticate(request)
+            raise UnknownOperationException(f"Unknown operation {request.method} {request.path}")
+        op, labels = found
+        limit = BODY_LIMITS.get(op.name, DEFAULT_BODY_LIMIT)
+        request.body = await _read_body(receive, limit, _OPERATION_NAMES.get(op.name, op.name))
+        self.authenticate(request)
+        handler = self.lambda_handlers.get(op.name)
+        if handler is None:
+            raise UnknownOperationException(f"The {op.name} operation is not supported by lambdad yet.")
+        params = awsmodel.parse_rest_input(op, labels, query, request.headers, request.body)
+        awsmodel.validate(op, params, _SKIP_VALIDATION)
+        result = await handler(params, request)
+        return awsmodel.render_rest_output(op, result)
+
+    async def _json(self, request: Request, target: str, receive: Receive) -> tuple[int, Headers, bytes]:
+        prefix, _, name = target.partition(".")
+        request.body = await _read_body(receive, DEFAULT_BODY_LIMIT, name or "request")
+        self.authenticate(request)
+        service = self.json_services.get(prefix)
+        handler = service.handlers.get(name) if service else None
+        if service is None or handler is None:
+            raise UnknownOperationException(f"Unknown operation {target}")
+        try:
+            params = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            raise InvalidRequestContentException("The request body is not valid JSON.") from exc
+        if not isinstance(params, dict):
+            raise InvalidRequestContentException("The request body must be a JSON object.")
+        awsmodel.validate(service.operations[name], params)
+        result = await handler(params, request)
+        body = json.dumps(result or {}, separators=(",", ":")).encode()
+        return 200, [(b"content-type", b"application/x-amz-json-1.1")], body
+
+
+async def _read_body(receive: Receive, limit: int, operation: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestEntityTooLargeException(
+                f"Request must be smaller than {limit} bytes for the {operation} operation"
+            )
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, headers: Headers, body: bytes, request_id: str) -> None:
+    if not any(name == b"x-amzn-requestid" for name, _ in headers):
+        headers.append((b"x-amzn-requestid", request_id.encode()))
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

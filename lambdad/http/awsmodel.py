@@ -1,0 +1,371 @@
+"""botocore's service models as the spec for routing, parsing, validation and serialization.
+
+botocore ships the exact API shapes of every AWS service. Reading them here, once at start-up, keeps
+our wire format true to what the SDKs send and expect: the route table, where each input member lives
+(URI label, query string, header, body), the constraints AWS validates (length, range, pattern, enum)
+and where each output member goes. Per request, only precompiled lookups run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import botocore.loaders
+
+from lambdad.http.errors import InvalidRequestContentException, ValidationException
+
+Shape = dict[str, Any]
+_loader = botocore.loaders.Loader()
+
+
+def load_model(service: str, api_version: str | None = None) -> dict[str, Any]:
+    """Load botocore's service-2 model for ``service`` (the newest API version by default)."""
+    model: dict[str, Any] = _loader.load_service_model(service, "service-2", api_version)
+    return model
+
+
+@dataclass
+class Operation:
+    """One API operation with everything needed to parse its input and render its output."""
+
+    name: str
+    method: str
+    status: int
+    input_shape: Shape | None
+    output_shape: Shape | None
+    shapes: Mapping[str, Shape]
+    path_regex: re.Pattern[str] | None = None
+    required_query: dict[str, str] = field(default_factory=dict)
+    #: input members by location, precomputed: (member name, wire name, shape)
+    uri_members: list[tuple[str, str, Shape]] = field(default_factory=list)
+    query_members: list[tuple[str, str, Shape]] = field(default_factory=list)
+    header_members: list[tuple[str, str, Shape]] = field(default_factory=list)
+    body_members: list[tuple[str, str, Shape]] = field(default_factory=list)
+    payload_member: str | None = None
+
+    def shape(self, ref: Mapping[str, Any]) -> Shape:
+        return self.shapes[ref["shape"]]
+
+
+def _compile_uri(uri: str) -> tuple[re.Pattern[str], dict[str, str]]:
+    """Turn ``/2015-03-31/functions/{FunctionName}/code?x=y`` into a regex and required query."""
+    path, _, query = uri.partition("?")
+    required = {}
+    for pair in filter(None, query.split("&")):
+        key, _, value = pair.partition("=")
+        required[key] = value
+    pattern = ""
+    for piece in re.split(r"(\{[^}]+\})", path.rstrip("/")):
+        if piece.startswith("{"):
+            label = piece[1:-1]
+            greedy = label.endswith("+")
+            label = label.rstrip("+")
+            pattern += f"(?P<{label}>{'.+' if greedy else '[^/]+'})"
+        else:
+            pattern += re.escape(piece)
+    return re.compile(pattern + "/?$"), required
+
+
+def build_operations(model: Mapping[str, Any], names: set[str] | None = None) -> dict[str, Operation]:
+    """Precompute every operation of ``model`` (or only ``names``)."""
+    shapes = model["shapes"]
+    operations = {}
+    for name, spec in model["operations"].items():
+        if names is not None and name not in names:
+            continue
+        http = spec.get("http", {})
+        op = Operation(
+            name=name,
+            method=http.get("method", "POST"),
+            status=http.get("responseCode", 200),
+            input_shape=shapes[spec["input"]["shape"]] if "input" in spec else None,
+            output_shape=shapes[spec["output"]["shape"]] if "output" in spec else None,
+            shapes=shapes,
+        )
+        if "requestUri" in http and model["metadata"]["protocol"] == "rest-json":
+            op.path_regex, op.required_query = _compile_uri(http["requestUri"])
+        _classify_members(op)
+        operations[name] = op
+    return operations
+
+
+def _classify_members(op: Operation) -> None:
+    if op.input_shape is None:
+        return
+    op.payload_member = op.input_shape.get("payload")
+    for member, ref in op.input_shape.get("members", {}).items():
+        wire = ref.get("locationName", member)
+        entry = (member, wire, op.shape(ref))
+        location = ref.get("location")
+        if location == "uri":
+            op.uri_members.append(entry)
+        elif location == "querystring":
+            op.query_members.append(entry)
+        elif location == "header":
+            op.header_members.append((member, wire.lower(), op.shape(ref)))
+        elif member != op.payload_member:
+            op.body_members.append(entry)
+
+
+class RestRouter:
+    """Matches (method, raw path, query) to a rest-json operation and its URI labels."""
+
+    def __init__(self, operations: Mapping[str, Operation]) -> None:
+        self._by_prefix: dict[tuple[str, str], list[Operation]] = {}
+        for op in operations.values():
+            if op.path_regex is None:
+                continue
+            key = (op.method, self._prefix(op.path_regex.pattern.replace("\\", "")))
+            self._by_prefix.setdefault(key, []).append(op)
+        for ops in self._by_prefix.values():
+            # Operations that demand a query parameter are tried first; longer patterns before shorter.
+            ops.sort(key=lambda o: (not o.required_query, -len(o.path_regex.pattern)))  # type: ignore[union-attr]
+
+    @staticmethod
+    def _prefix(path: str) -> str:
+        parts = path.split("/")
+        return "/".join(parts[:3])
+
+    def match(
+        self, method: str, path: str, query: Mapping[str, list[str]]
+    ) -> tuple[Operation, dict[str, str]] | None:
+        for op in self._by_prefix.get((method, self._prefix(path)), ()):
+            assert op.path_regex is not None
+            found = op.path_regex.match(path)
+            if found is None:
+                continue
+            if any(query.get(k, [None])[0] != v for k, v in op.required_query.items()):
+                continue
+            return op, {k: unquote(v) for k, v in found.groupdict().items()}
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Input parsing
+
+
+def _scalar(value: str, shape: Shape) -> Any:
+    kind = shape["type"]
+    try:
+        if kind in ("integer", "long"):
+            return int(value)
+        if kind == "boolean":
+            return value.lower() == "true"
+        if kind in ("double", "float"):
+            return float(value)
+    except ValueError as exc:
+        raise ValidationException(f"Invalid value '{value}' for a {kind} parameter.") from exc
+    return value
+
+
+def parse_rest_input(
+    op: Operation,
+    labels: Mapping[str, str],
+    query: Mapping[str, list[str]],
+    headers: Mapping[str, str],
+    body: bytes,
+) -> dict[str, Any]:
+    """Build the operation's input dict from a rest-json request."""
+    params: dict[str, Any] = {}
+    for member, wire, shape in op.uri_members:
+        if wire in labels:
+            params[member] = _scalar(labels[wire], shape)
+    for member, wire, shape in op.query_members:
+        values = query.get(wire)
+        if values is None:
+            continue
+        if shape["type"] == "list":
+            params[member] = [_scalar(v, op.shape(shape["member"])) for v in values]
+        else:
+            params[member] = _scalar(values[0], shape)
+    for member, wire, shape in op.header_members:
+        if wire in headers:
+            params[member] = _scalar(headers[wire], shape)
+    if op.payload_member is not None:
+        if body:
+            params[op.payload_member] = body
+        return params
+    if op.body_members and body:
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidRequestContentException(
+                "Could not parse request body into json: Could not parse payload into json"
+            ) from exc
+        if not isinstance(doc, dict):
+            raise InvalidRequestContentException("Could not parse request body into json: expected an object")
+        for member, wire, shape in op.body_members:
+            if wire in doc:
+                params[member] = _decode_json_value(doc[wire], shape, op.shapes)
+    return params
+
+
+def _decode_json_value(value: Any, shape: Shape, shapes: Mapping[str, Shape]) -> Any:
+    """Convert JSON values into Python ones where the wire encoding differs (blobs are base64)."""
+    kind = shape["type"]
+    if value is None:
+        return None
+    if kind == "blob":
+        if not isinstance(value, str):
+            raise InvalidRequestContentException("Could not parse request body into json: blob expected")
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError as exc:
+            raise InvalidRequestContentException(
+                "Could not parse request body into json: Could not decode base64 blob"
+            ) from exc
+    if kind == "structure" and isinstance(value, dict):
+        members = shape.get("members", {})
+        return {
+            k: _decode_json_value(v, shapes[members[k]["shape"]], shapes) if k in members else v
+            for k, v in value.items()
+        }
+    if kind == "list" and isinstance(value, list):
+        inner = shapes[shape["member"]["shape"]]
+        return [_decode_json_value(v, inner, shapes) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation, as AWS's front end reports it ("1 validation error detected: ...")
+
+
+def _wire_path(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_render(v) for v in value) + "]"
+    if isinstance(value, bytes):
+        return "java.nio.HeapByteBuffer"
+    return str(value)
+
+
+def _check(value: Any, shape: Shape, path: str, shapes: Mapping[str, Shape], out: list[str]) -> None:
+    kind = shape["type"]
+    if kind == "structure":
+        if not isinstance(value, dict):
+            out.append(
+                f"Value '{_render(value)}' at '{path}' failed to satisfy constraint: Member must be an object"
+            )
+            return
+        for member, ref in shape.get("members", {}).items():
+            if member in value and value[member] is not None:
+                sub = f"{path}.{_wire_path(member)}" if path else _wire_path(member)
+                _check(value[member], shapes[ref["shape"]], sub, shapes, out)
+        return
+    problems = _constraint_problems(value, shape, kind)
+    if problems:
+        joined = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
+        out.append(f"Value '{_render(value)}' at '{path}' failed to satisfy constraint: {joined}")
+        return
+    if kind == "list" and isinstance(value, list):
+        inner = shapes[shape["member"]["shape"]]
+        for index, item in enumerate(value):
+            _check(item, inner, f"{path}.{index + 1}.member", shapes, out)
+    elif kind == "map" and isinstance(value, dict):
+        key_shape = shapes[shape["key"]["shape"]]
+        value_shape = shapes[shape["value"]["shape"]]
+        for key, item in value.items():
+            _check(key, key_shape, f"{path}.key", shapes, out)
+            _check(item, value_shape, f"{path}.{key}.member", shapes, out)
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _pattern(source: str) -> re.Pattern[str] | None:
+    compiled = _PATTERNS.get(source)
+    if compiled is None:
+        try:
+            compiled = re.compile(source)
+        except re.error:
+            return None
+        _PATTERNS[source] = compiled
+    return compiled
+
+
+def _constraint_problems(value: Any, shape: Shape, kind: str) -> list[str]:
+    problems = []
+    if kind in ("string", "blob", "list", "map") and hasattr(value, "__len__"):
+        size = len(value)
+        if "max" in shape and size > shape["max"]:
+            problems.append(f"Member must have length less than or equal to {shape['max']}")
+        if "min" in shape and size < shape["min"]:
+            problems.append(f"Member must have length greater than or equal to {shape['min']}")
+    if kind in ("integer", "long") and isinstance(value, int):
+        if "max" in shape and value > shape["max"]:
+            problems.append(f"Member must have value less than or equal to {shape['max']}")
+        if "min" in shape and value < shape["min"]:
+            problems.append(f"Member must have value greater than or equal to {shape['min']}")
+    if kind == "string" and isinstance(value, str):
+        if "enum" in shape and value not in shape["enum"]:
+            problems.append(f"Member must satisfy enum value set: [{', '.join(shape['enum'])}]")
+        compiled = _pattern(shape["pattern"]) if "pattern" in shape else None
+        if compiled is not None and compiled.fullmatch(value) is None:
+            problems.append(f"Member must satisfy regular expression pattern: {shape['pattern']}")
+    return problems
+
+
+def validate(op: Operation, params: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> None:
+    """Raise ValidationException listing every constraint ``params`` break, as AWS words it."""
+    if op.input_shape is None:
+        return
+    out: list[str] = []
+    members = op.input_shape.get("members", {})
+    for name in op.input_shape.get("required", []):
+        if params.get(name) is None and name not in skip:
+            out.append(
+                f"Value null at '{_wire_path(name)}' failed to satisfy constraint: Member must not be null"
+            )
+    for member, ref in members.items():
+        if member in skip or params.get(member) is None or member == op.payload_member:
+            continue
+        _check(params[member], op.shape(ref), _wire_path(member), op.shapes, out)
+    if out:
+        noun = "error" if len(out) == 1 else "errors"
+        raise ValidationException(f"{len(out)} validation {noun} detected: " + "; ".join(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# Output serialization
+
+
+Handler = Callable[..., Any]
+
+
+def render_rest_output(
+    op: Operation, result: Mapping[str, Any] | None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Split a handler's result dict into status, headers and a JSON (or raw payload) body."""
+    status = op.status
+    headers: list[tuple[bytes, bytes]] = []
+    if op.output_shape is None or result is None:
+        return status, headers, b""
+    body_doc: dict[str, Any] = {}
+    payload_name = op.output_shape.get("payload")
+    raw: bytes | None = None
+    for member, ref in op.output_shape.get("members", {}).items():
+        if member not in result or result[member] is None:
+            continue
+        value = result[member]
+        location = ref.get("location")
+        if location == "header":
+            headers.append((ref.get("locationName", member).lower().encode(), str(value).encode()))
+        elif location == "statusCode":
+            status = int(value)
+        elif member == payload_name:
+            raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+        else:
+            body_doc[ref.get("locationName", member)] = value
+    if raw is not None:
+        return status, headers, raw
+    headers.append((b"content-type", b"application/json"))
+    return status, headers, json.dumps(body_doc, separators=(",", ":")).encode()

@@ -1,0 +1,107 @@
+"""AWS error types and their wire rendering, in one place.
+
+Every internal failure that a client should see is raised as an ``AwsError`` (or a subclass named
+after AWS's error code) and converted to bytes at exactly one edge, ``AwsError.render``. The
+rendering follows what botocore's parsers read for each protocol:
+
+* rest-json (Lambda): header ``x-amzn-ErrorType``, body ``{"Type": "User", "message": ...}``
+  (ValidationException has no ``Type``, as AWS sends it).
+* json (Logs, SQS, Scheduler targets): header ``x-amzn-ErrorType`` and body ``{"__type", "message"}``.
+* query (CloudWatch): an XML ``ErrorResponse``.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import ClassVar
+from xml.sax.saxutils import escape
+
+
+class Protocol(Enum):
+    REST_JSON = "rest-json"
+    JSON = "json"
+    QUERY = "query"
+
+
+class AwsError(Exception):
+    """An error a client should see, carrying AWS's code, HTTP status and message."""
+
+    code: ClassVar[str] = "ServiceException"
+    status: ClassVar[int] = 500
+    sender_fault: ClassVar[bool] = False
+    #: Whether the rest-json body carries ``"Type": "User"`` (AWS omits it on some errors).
+    typed_body: ClassVar[bool] = True
+    #: AWS spells the message key ``Message`` on some errors and ``message`` on others.
+    message_key: ClassVar[str] = "message"
+
+    def __init__(self, message: str, *, extra: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+
+    def render(self, protocol: Protocol, request_id: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Return ``(status, headers, body)`` for this error on the given protocol."""
+        headers = [
+            (b"x-amzn-requestid", request_id.encode()),
+            (b"x-amzn-errortype", self.code.encode()),
+        ]
+        if protocol is Protocol.QUERY:
+            kind = "Sender" if self.sender_fault else "Receiver"
+            body = (
+                "<ErrorResponse><Error>"
+                f"<Type>{kind}</Type><Code>{escape(self.code)}</Code>"
+                f"<Message>{escape(self.message)}</Message>"
+                f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+            ).encode()
+            headers.append((b"content-type", b"text/xml"))
+            return self.status, headers, body
+        doc: dict[str, object]
+        if protocol is Protocol.JSON:
+            doc = {"__type": self.code, "message": self.message}
+            content_type = b"application/x-amz-json-1.1"
+        else:
+            doc = {"Type": "User" if self.sender_fault else "Service"} if self.typed_body else {}
+            doc[self.message_key] = self.message
+            content_type = b"application/json"
+        doc.update(self.extra)
+        headers.append((b"content-type", content_type))
+        return self.status, headers, json.dumps(doc).encode()
+
+
+def _error(
+    code: str, status: int, sender_fault: bool = True, typed_body: bool = True, message_key: str = "message"
+) -> type[AwsError]:
+    attrs = {
+        "code": code,
+        "status": status,
+        "sender_fault": sender_fault,
+        "typed_body": typed_body,
+        "message_key": message_key,
+    }
+    return type(code, (AwsError,), attrs)
+
+
+# The error table: AWS's code, HTTP status, and whether the caller is at fault.
+ResourceNotFoundException = _error("ResourceNotFoundException", 404, message_key="Message")
+ResourceConflictException = _error("ResourceConflictException", 409)
+ResourceInUseException = _error("ResourceInUseException", 400)
+InvalidParameterValueException = _error("InvalidParameterValueException", 400)
+ValidationException = _error("ValidationException", 400, typed_body=False)
+InvalidRequestContentException = _error("InvalidRequestContentException", 400)
+RequestEntityTooLargeException = _error("RequestEntityTooLargeException", 413)
+TooManyRequestsException = _error("TooManyRequestsException", 429)
+PreconditionFailedException = _error("PreconditionFailedException", 412)
+CodeStorageExceededException = _error("CodeStorageExceededException", 400)
+UnsupportedMediaTypeException = _error("UnsupportedMediaTypeException", 415)
+ServiceException = _error("ServiceException", 500, sender_fault=False)
+NotImplementedError_ = _error("NotImplemented", 501)
+UnknownOperationException = _error("UnknownOperationException", 404)
+# Authentication (SigV4) errors.
+UnrecognizedClientException = _error("UnrecognizedClientException", 403)
+InvalidSignatureException = _error("InvalidSignatureException", 403)
+IncompleteSignatureException = _error("IncompleteSignatureException", 403)
+MissingAuthenticationTokenException = _error("MissingAuthenticationTokenException", 403)
+AccessDeniedException = _error("AccessDeniedException", 403)
+# Function-side failures surfaced by Invoke (502 family), named as AWS names them.
+EC2ThrottledException = _error("EC2ThrottledException", 502, sender_fault=False)
