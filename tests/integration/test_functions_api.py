@@ -332,6 +332,7 @@ def test_code_location_url_is_signed(lam: Any, fn_name: str) -> None:
     assert tampered != location
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(tampered)
+    exc.value.close()
     assert exc.value.code == 403
     lam.delete_function(FunctionName=fn_name)
 

@@ -1,0 +1,211 @@
+"""The server as a process: authentication, persistence across restarts and kill -9, bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import create_kwargs
+from tests.serverproc import ACCESS_KEY, PY_ECHO, SECRET_KEY, ServerProcess, make_zip
+
+
+def error_code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
+    response = exc.value.response
+    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_health_needs_no_signature(server: ServerProcess) -> None:
+    with urllib.request.urlopen(server.endpoint + "/health") as answer:
+        body = json.loads(answer.read())
+    assert answer.status == 200 and body["status"] == "ok"
+
+
+def test_unsigned_request_is_refused(server: ServerProcess) -> None:
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(server.endpoint + "/2015-03-31/functions/")
+    exc.value.close()
+    assert exc.value.code == 403
+    assert exc.value.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+
+def test_unknown_key_and_wrong_secret(server: ServerProcess) -> None:
+    with pytest.raises(ClientError) as exc:
+        server.client("lambda", key="AKIAUNKNOWNKEY000000").list_functions()
+    assert error_code(exc) == ("UnrecognizedClientException", 403)
+    with pytest.raises(ClientError) as exc:
+        server.client("lambda", secret="not-the-secret").list_functions()
+    assert error_code(exc) == ("InvalidSignatureException", 403)
+
+
+@contextlib.contextmanager
+def mock_clock(moment: datetime.datetime) -> Iterator[None]:
+    """Make botocore's signer (the client side, not ours) believe it is ``moment``."""
+    import botocore.auth
+
+    original = botocore.auth.get_current_datetime
+    botocore.auth.get_current_datetime = lambda: moment.replace(tzinfo=None)
+    try:
+        yield
+    finally:
+        botocore.auth.get_current_datetime = original
+
+
+def test_stale_signature_is_refused(server: ServerProcess) -> None:
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+
+    request = botocore.awsrequest.AWSRequest("GET", server.endpoint + "/2015-03-31/functions/")
+    signer = botocore.auth.SigV4Auth(
+        botocore.credentials.Credentials(ACCESS_KEY, SECRET_KEY), "lambda", "us-east-1"
+    )
+    stale = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    with mock_clock(stale):
+        signer.add_auth(request)
+    prepared = request.prepare()
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(urllib.request.Request(prepared.url, headers=dict(prepared.headers)))
+    body = exc.value.read().decode()
+    exc.value.close()
+    assert exc.value.code == 403
+    assert "Signature expired" in body
+
+
+def test_presigned_query_form_is_accepted(server: ServerProcess) -> None:
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+
+    request = botocore.awsrequest.AWSRequest("GET", server.endpoint + "/2015-03-31/functions/")
+    creds = botocore.credentials.Credentials(ACCESS_KEY, SECRET_KEY)
+    botocore.auth.SigV4QueryAuth(creds, "lambda", "us-east-1", expires=60).add_auth(request)
+    with urllib.request.urlopen(request.url) as answer:
+        assert "Functions" in json.loads(answer.read())
+
+
+def test_bad_zips_are_refused_and_leave_nothing(server: ServerProcess, fn_name: str) -> None:
+    lam = server.client("lambda")
+    blobs = server.data_dir / "blobs"
+    before = sorted(p.name for p in blobs.rglob("*")) if blobs.exists() else []
+    slip = make_zip({"../evil.py": "x = 1\n"})
+    absolute = make_zip({"/etc/evil.py": "x = 1\n"})
+    for package in (slip, absolute, b"PK\x03\x04 not really a zip", b""):
+        with pytest.raises(ClientError) as exc:
+            lam.create_function(**create_kwargs(fn_name, package))
+        assert error_code(exc)[1] in (400, 413)
+    with pytest.raises(ClientError) as exc:
+        lam.get_function(FunctionName=fn_name)
+    assert error_code(exc) == ("ResourceNotFoundException", 404)
+    after = sorted(p.name for p in blobs.rglob("*")) if blobs.exists() else []
+    assert after == before
+
+
+def test_zip_bomb_is_refused(server: ServerProcess, fn_name: str, tmp_path: Path) -> None:
+    import zipfile
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("zeros.bin", "w") as out:
+        chunk = bytes(1 << 20)
+        for _ in range(300):
+            out.write(chunk)
+    with pytest.raises(ClientError) as exc:
+        server.client("lambda").create_function(**create_kwargs(fn_name, bomb.read_bytes()))
+    assert error_code(exc) == ("InvalidParameterValueException", 400)
+    assert "Unzipped size must be smaller than 262144000 bytes" in exc.value.response["Error"]["Message"]
+
+
+def test_oversized_request_is_413(server: ServerProcess, fn_name: str) -> None:
+    big = os.urandom(53 * 1024 * 1024)
+    with pytest.raises(ClientError) as exc:
+        server.client("lambda").create_function(**create_kwargs(fn_name, big))
+    assert error_code(exc)[:2] == ("RequestEntityTooLargeException", 413)
+    assert server.client("lambda").list_functions()["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def _create_some(lam: Any, count: int) -> list[str]:
+    names = [f"persist-{i}" for i in range(count)]
+    for name in names:
+        lam.create_function(
+            **create_kwargs(name, make_zip({"handler.py": f"N = {name!r}\n"}), Tags={"n": name})
+        )
+    return names
+
+
+def test_state_survives_restart_and_kill_9(new_server: Any, tmp_path: Path) -> None:
+    first = new_server(tmp_path / "data")
+    names = _create_some(first.client("lambda"), 5)
+    first.client("lambda").update_function_configuration(FunctionName=names[0], Timeout=42)
+    assert first.stop(signal.SIGTERM) == 0
+
+    second = new_server(tmp_path / "data")
+    lam = second.client("lambda")
+    listed = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+    assert listed == names
+    assert lam.get_function_configuration(FunctionName=names[0])["Timeout"] == 42
+    assert lam.list_tags(Resource=lam.get_function(FunctionName=names[1])["Configuration"]["FunctionArn"])[
+        "Tags"
+    ] == {"n": names[1]}
+    lam.create_function(**create_kwargs("after-restart", PY_ECHO))
+    second.stop(signal.SIGKILL)
+
+    third = new_server(tmp_path / "data")
+    lam = third.client("lambda")
+    assert "after-restart" in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+    lam.get_waiter("function_active_v2").wait(FunctionName="after-restart", WaiterConfig={"Delay": 0.1})
+    code = lam.get_function(FunctionName="after-restart")["Code"]["Location"]
+    with urllib.request.urlopen(code) as download:
+        assert download.read() == PY_ECHO
+
+
+def test_sigterm_exits_cleanly(new_server: Any, tmp_path: Path) -> None:
+    proc = new_server(tmp_path / "data2")
+    assert proc.stop(signal.SIGTERM) == 0
+    assert '"msg": "stopped"' in proc.log()
+
+
+def test_cli_help_and_bad_settings() -> None:
+    out = subprocess.run([sys.executable, "-m", "lambdad", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "serve" in out.stdout and "--endpoint-url" in out.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "lambdad", "serve", "--region", "moon"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "is not an AWS region name" in bad.stderr
+
+
+def test_server_creates_keys_when_none_given(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAMBDAD_", "AWS_"))}
+    data = tmp_path / "keys"
+    data.mkdir()
+    proc = ServerProcess(data)
+    port = proc.port
+    child = subprocess.Popen(
+        [sys.executable, "-m", "lambdad", "serve", "--port", str(port), "--data-dir", str(data)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        proc.proc = child  # type: ignore[assignment]
+        proc.wait_ready(30)
+        creds = json.loads((data / "credentials.json").read_text())
+        assert oct((data / "credentials.json").stat().st_mode & 0o777) == "0o600"
+        lam = proc.client("lambda", key=creds["access_key_id"], secret=creds["secret_access_key"])
+        assert lam.list_functions()["Functions"] == []
+    finally:
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=20)
+    assert f"export AWS_ACCESS_KEY_ID={creds['access_key_id']}" in err
