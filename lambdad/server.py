@@ -15,6 +15,9 @@ from lambdad.functions.arns import Arns
 from lambdad.functions.service import AccountLimits, FunctionService
 from lambdad.http import auth, awsmodel
 from lambdad.http.app import App, Headers, Request
+from lambdad.observe.logstore import LogStore
+from lambdad.observe.metering import Meter
+from lambdad.observe.wiring import install_logs
 from lambdad.store.blobs import BlobStore
 from lambdad.store.sqlite import SqliteStore
 
@@ -41,13 +44,15 @@ class Server:
             auth.url_signing_key(data),
             AccountLimits(settings.max_concurrency),
         )
+        self.logs = LogStore(data / "logs.db", settings.region, settings.account_id)
+        self.meter = Meter(data / "usage.db")
         self.started_at = time.time()
         self.ready = False
 
     def build_app(self) -> App:
         operations = awsmodel.build_operations(awsmodel.load_model("lambda"))
         handlers = function_handlers(self.functions)
-        return App(
+        app = App(
             lambda_operations=operations,
             lambda_handlers=handlers,
             authenticate=auth.SigV4Authenticator(self.credentials, self.settings.region),
@@ -55,9 +60,13 @@ class Server:
             on_startup=self.startup,
             on_shutdown=self.shutdown,
         )
+        install_logs(app, self.logs)
+        return app
 
     async def startup(self) -> None:
         self.blobs.clean_temp()
+        await self.logs.start()
+        self.meter.start()
         await self.functions.recover()
         self.ready = True
         log.info("ready", extra={"endpoint": self.settings.endpoint, "data_dir": str(self.settings.data_dir)})
@@ -65,6 +74,8 @@ class Server:
     async def shutdown(self) -> None:
         self.ready = False
         await self.functions.wait_prepared()
+        await self.meter.close()
+        await self.logs.close()
         await self.store.close()
         log.info("stopped")
 

@@ -34,6 +34,8 @@ class AwsError(Exception):
     typed_body: ClassVar[bool] = True
     #: AWS spells the message key ``Message`` on some errors and ``message`` on others.
     message_key: ClassVar[str] = "message"
+    #: Status on the json protocol, where AWS services answer most client errors with 400.
+    json_status: ClassVar[int | None] = None
 
     def __init__(self, message: str, *, extra: dict[str, object] | None = None) -> None:
         super().__init__(message)
@@ -57,22 +59,30 @@ class AwsError(Exception):
             headers.append((b"content-type", b"text/xml"))
             return self.status, headers, body
         doc: dict[str, object]
+        status = self.status
         if protocol is Protocol.JSON:
             doc = {"__type": self.code, "message": self.message}
             content_type = b"application/x-amz-json-1.1"
+            status = self.json_status or self.status
         else:
             doc = {"Type": "User" if self.sender_fault else "Service"} if self.typed_body else {}
             doc[self.message_key] = self.message
             content_type = b"application/json"
         doc.update(self.extra)
         headers.append((b"content-type", content_type))
-        return self.status, headers, json.dumps(doc).encode()
+        return status, headers, json.dumps(doc).encode()
 
 
 def _error(
-    code: str, status: int, sender_fault: bool = True, typed_body: bool = True, message_key: str = "message"
+    code: str,
+    status: int,
+    sender_fault: bool = True,
+    typed_body: bool = True,
+    message_key: str = "message",
+    json_status: int | None = None,
 ) -> type[AwsError]:
     attrs = {
+        "json_status": json_status,
         "code": code,
         "status": status,
         "sender_fault": sender_fault,
@@ -83,10 +93,12 @@ def _error(
 
 
 # The error table: AWS's code, HTTP status, and whether the caller is at fault.
-ResourceNotFoundException = _error("ResourceNotFoundException", 404, message_key="Message")
+ResourceNotFoundException = _error("ResourceNotFoundException", 404, message_key="Message", json_status=400)
 ResourceConflictException = _error("ResourceConflictException", 409)
+ResourceAlreadyExistsException = _error("ResourceAlreadyExistsException", 400)
 ResourceInUseException = _error("ResourceInUseException", 400)
 InvalidParameterValueException = _error("InvalidParameterValueException", 400)
+InvalidParameterException = _error("InvalidParameterException", 400)
 ValidationException = _error("ValidationException", 400, typed_body=False)
 InvalidRequestContentException = _error("InvalidRequestContentException", 400)
 RequestEntityTooLargeException = _error("RequestEntityTooLargeException", 413)

@@ -1,0 +1,1 @@
+"""Observability: function logs (CloudWatch-Logs-compatible), metrics and metering."""
