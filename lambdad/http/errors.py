@@ -29,7 +29,7 @@ class AwsError(Exception):
 
     code: ClassVar[str] = "ServiceException"
     status: ClassVar[int] = 500
-    sender_fault: ClassVar[bool] = False
+    sender_fault: ClassVar[bool] = True
     #: Whether the rest-json body carries ``"Type": "User"`` (AWS omits it on some errors).
     typed_body: ClassVar[bool] = True
     #: AWS spells the message key ``Message`` on some errors and ``message`` on others.
@@ -73,47 +73,120 @@ class AwsError(Exception):
         return status, headers, json.dumps(doc).encode()
 
 
-def _error(
-    code: str,
-    status: int,
-    sender_fault: bool = True,
-    typed_body: bool = True,
-    message_key: str = "message",
-    json_status: int | None = None,
-) -> type[AwsError]:
-    attrs = {
-        "json_status": json_status,
-        "code": code,
-        "status": status,
-        "sender_fault": sender_fault,
-        "typed_body": typed_body,
-        "message_key": message_key,
-    }
-    return type(code, (AwsError,), attrs)
+# The error table: AWS's code, HTTP status, and whether the caller is at fault (default: yes).
 
 
-# The error table: AWS's code, HTTP status, and whether the caller is at fault.
-ResourceNotFoundException = _error("ResourceNotFoundException", 404, message_key="Message", json_status=400)
-ResourceConflictException = _error("ResourceConflictException", 409)
-ResourceAlreadyExistsException = _error("ResourceAlreadyExistsException", 400)
-ResourceInUseException = _error("ResourceInUseException", 400)
-InvalidParameterValueException = _error("InvalidParameterValueException", 400)
-InvalidParameterException = _error("InvalidParameterException", 400)
-ValidationException = _error("ValidationException", 400, typed_body=False)
-InvalidRequestContentException = _error("InvalidRequestContentException", 400)
-RequestEntityTooLargeException = _error("RequestEntityTooLargeException", 413)
-TooManyRequestsException = _error("TooManyRequestsException", 429)
-PreconditionFailedException = _error("PreconditionFailedException", 412)
-CodeStorageExceededException = _error("CodeStorageExceededException", 400)
-UnsupportedMediaTypeException = _error("UnsupportedMediaTypeException", 415)
-ServiceException = _error("ServiceException", 500, sender_fault=False)
-NotImplementedError_ = _error("NotImplemented", 501)
-UnknownOperationException = _error("UnknownOperationException", 404)
+class ResourceNotFoundException(AwsError):
+    code = "ResourceNotFoundException"
+    status = 404
+    message_key = "Message"
+    json_status = 400
+
+
+class ResourceConflictException(AwsError):
+    code = "ResourceConflictException"
+    status = 409
+
+
+class ResourceAlreadyExistsException(AwsError):
+    code = "ResourceAlreadyExistsException"
+    status = 400
+
+
+class ResourceInUseException(AwsError):
+    code = "ResourceInUseException"
+    status = 400
+
+
+class InvalidParameterValueException(AwsError):
+    code = "InvalidParameterValueException"
+    status = 400
+
+
+class InvalidParameterException(AwsError):
+    code = "InvalidParameterException"
+    status = 400
+
+
+class ValidationException(AwsError):
+    code = "ValidationException"
+    status = 400
+    typed_body = False
+
+
+class InvalidRequestContentException(AwsError):
+    code = "InvalidRequestContentException"
+    status = 400
+
+
+class RequestEntityTooLargeException(AwsError):
+    code = "RequestEntityTooLargeException"
+    status = 413
+
+
+class TooManyRequestsException(AwsError):
+    code = "TooManyRequestsException"
+    status = 429
+
+
+class PreconditionFailedException(AwsError):
+    code = "PreconditionFailedException"
+    status = 412
+
+
+class CodeStorageExceededException(AwsError):
+    code = "CodeStorageExceededException"
+    status = 400
+
+
+class UnsupportedMediaTypeException(AwsError):
+    code = "UnsupportedMediaTypeException"
+    status = 415
+
+
+class ServiceException(AwsError):
+    code = "ServiceException"
+    status = 500
+    sender_fault = False
+
+
+class UnknownOperationException(AwsError):
+    code = "UnknownOperationException"
+    status = 404
+
+
 # Authentication (SigV4) errors.
-UnrecognizedClientException = _error("UnrecognizedClientException", 403)
-InvalidSignatureException = _error("InvalidSignatureException", 403)
-IncompleteSignatureException = _error("IncompleteSignatureException", 403)
-MissingAuthenticationTokenException = _error("MissingAuthenticationTokenException", 403)
-AccessDeniedException = _error("AccessDeniedException", 403)
+
+
+class UnrecognizedClientException(AwsError):
+    code = "UnrecognizedClientException"
+    status = 403
+
+
+class InvalidSignatureException(AwsError):
+    code = "InvalidSignatureException"
+    status = 403
+
+
+class IncompleteSignatureException(AwsError):
+    code = "IncompleteSignatureException"
+    status = 403
+
+
+class MissingAuthenticationTokenException(AwsError):
+    code = "MissingAuthenticationTokenException"
+    status = 403
+
+
+class AccessDeniedException(AwsError):
+    code = "AccessDeniedException"
+    status = 403
+
+
 # Function-side failures surfaced by Invoke (502 family), named as AWS names them.
-EC2ThrottledException = _error("EC2ThrottledException", 502, sender_fault=False)
+
+
+class EC2ThrottledException(AwsError):
+    code = "EC2ThrottledException"
+    status = 502
+    sender_fault = False
