@@ -10,14 +10,20 @@ from urllib.parse import parse_qs
 
 from lambdad import __version__
 from lambdad.config import Settings
+from lambdad.environments.pool import EnvironmentPool
 from lambdad.functions.api import function_handlers
 from lambdad.functions.arns import Arns
+from lambdad.functions.runtimes import installed_runtimes
 from lambdad.functions.service import AccountLimits, FunctionService
 from lambdad.http import auth, awsmodel
 from lambdad.http.app import App, Headers, Request
+from lambdad.invoke.api import invoke_handlers
+from lambdad.invoke.concurrency import ConcurrencyLimiter
+from lambdad.invoke.service import InvokeService, WarmEnvironment
 from lambdad.observe.logstore import LogStore
 from lambdad.observe.metering import Meter
 from lambdad.observe.wiring import install_logs
+from lambdad.sandbox.base import SandboxBackend
 from lambdad.store.blobs import BlobStore
 from lambdad.store.sqlite import SqliteStore
 
@@ -31,7 +37,9 @@ class Server:
         self.settings = settings
         data = settings.data_dir
         data.mkdir(parents=True, exist_ok=True)
-        data.chmod(0o700)
+        # Traversable but not listable: sandboxes bind single code directories from inside it, while
+        # the secrets and databases in it are 0600.
+        data.chmod(0o711)
         self.credentials = auth.load_or_create(data, settings.access_key_id, settings.secret_access_key)
         self.store = SqliteStore(data / "lambdad.db")
         self.blobs = BlobStore(data)
@@ -46,12 +54,17 @@ class Server:
         )
         self.logs = LogStore(data / "logs.db", settings.region, settings.account_id)
         self.meter = Meter(data / "usage.db")
+        self.limiter = ConcurrencyLimiter(settings.max_concurrency)
+        self.pool: EnvironmentPool[WarmEnvironment] = EnvironmentPool(self.limiter, settings.idle_timeout_s)
+        self.invoker = InvokeService(
+            settings, self.functions, self.pool, make_backend(settings), self.logs, self.meter
+        )
         self.started_at = time.time()
         self.ready = False
 
     def build_app(self) -> App:
         operations = awsmodel.build_operations(awsmodel.load_model("lambda"))
-        handlers = function_handlers(self.functions)
+        handlers = function_handlers(self.functions) | invoke_handlers(self.invoker)
         app = App(
             lambda_operations=operations,
             lambda_handlers=handlers,
@@ -68,12 +81,16 @@ class Server:
         await self.logs.start()
         self.meter.start()
         await self.functions.recover()
+        await self.invoker.load_reservations()
+        self.pool.start()
         self.ready = True
         log.info("ready", extra={"endpoint": self.settings.endpoint, "data_dir": str(self.settings.data_dir)})
 
     async def shutdown(self) -> None:
         self.ready = False
         await self.functions.wait_prepared()
+        await self.invoker.close()
+        await self.pool.close()
         await self.meter.close()
         await self.logs.close()
         await self.store.close()
@@ -100,3 +117,25 @@ class Server:
             return 403, [(b"content-type", b"application/xml")], body
         data = self.blobs.read(sha)
         return 200, [(b"content-type", b"application/zip")], data
+
+
+def make_backend(settings: Settings) -> SandboxBackend:
+    """The isolation backend the settings ask for, with this host's interpreters."""
+    runtimes = installed_runtimes()
+    python = runtimes["python3.11"].interpreter if "python3.11" in runtimes else None
+    node = next((r.interpreter for r in runtimes.values() if r.family == "node"), None)
+    if settings.sandbox == "process":
+        from lambdad.sandbox.process import ProcessBackend
+
+        log.warning(
+            "SANDBOX DISABLED: --sandbox process runs functions as plain processes of this user, with no "
+            "isolation from the host, the server or each other. Use it for development only."
+        )
+        return ProcessBackend(str(python or "/usr/bin/python3"), str(node or "node"))
+    from lambdad.sandbox.bubblewrap import BubblewrapBackend
+
+    return BubblewrapBackend(
+        settings.data_dir / "sandboxes",
+        python=str(python or "/usr/bin/python3"),
+        node=str(node or "/usr/bin/node"),
+    )

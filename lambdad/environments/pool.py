@@ -1,0 +1,170 @@
+"""The pool of execution environments: warm reuse, cold starts, retirement and reaping.
+
+Environments are kept per function version and configuration fingerprint. ``acquire`` hands out an
+idle one (warm) or starts a new one (cold) and always takes it back, in an ``async with``, so an
+error can neither leak an environment nor a concurrency lease. An environment that died during an
+invoke, or whose function changed meanwhile, is destroyed on release instead of returning to idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from lambdad.invoke.concurrency import ConcurrencyLimiter
+
+log = logging.getLogger("lambdad.environments")
+
+
+class Disposable(Protocol):
+    """What the pool needs of an environment."""
+
+    @property
+    def dead(self) -> bool: ...
+
+    async def destroy(self) -> None: ...
+
+
+E = TypeVar("E", bound=Disposable)
+
+
+@dataclass
+class _Idle(Generic[E]):
+    env: E
+    since: float
+
+
+@dataclass
+class _FunctionEnvironments(Generic[E]):
+    """The environments of one function version with one configuration fingerprint."""
+
+    fingerprint: str
+    idle: list[_Idle[E]] = field(default_factory=list)
+    busy: set[E] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Lease(Generic[E]):
+    env: E
+    cold: bool
+
+
+class EnvironmentPool(Generic[E]):
+    """Idle and busy environments of every function, with the account's concurrency limiter."""
+
+    def __init__(
+        self,
+        limiter: ConcurrencyLimiter,
+        idle_timeout_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limiter = limiter
+        self.idle_timeout_s = idle_timeout_s
+        self._clock = clock
+        self._functions: dict[str, _FunctionEnvironments[E]] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @asynccontextmanager
+    async def acquire(
+        self, key: str, function: str, fingerprint: str, start: Callable[[], Awaitable[E]]
+    ) -> AsyncIterator[Lease[E]]:
+        """Lease an environment of ``key``; ``start`` creates one when none is idle."""
+        with self.limiter.lease(function):
+            group = self._group(key, fingerprint)
+            lease = await self._take(group, start)
+            group.busy.add(lease.env)
+            try:
+                yield lease
+            finally:
+                group.busy.discard(lease.env)
+                await self._give_back(key, group, lease.env)
+
+    def _group(self, key: str, fingerprint: str) -> _FunctionEnvironments[E]:
+        group = self._functions.get(key)
+        if group is None or group.fingerprint != fingerprint:
+            if group is not None:
+                self._retire_group(group)
+            group = _FunctionEnvironments(fingerprint)
+            self._functions[key] = group
+        return group
+
+    async def _take(self, group: _FunctionEnvironments[E], start: Callable[[], Awaitable[E]]) -> Lease[E]:
+        while group.idle:
+            candidate = group.idle.pop().env  # most recently used first: the warmest caches
+            if not candidate.dead:
+                return Lease(candidate, cold=False)
+            self._dispose(candidate)
+        return Lease(await start(), cold=True)
+
+    async def _give_back(self, key: str, group: _FunctionEnvironments[E], env: E) -> None:
+        current = self._functions.get(key) is group
+        if env.dead or not current or self._closing:
+            await env.destroy()
+        else:
+            group.idle.append(_Idle(env, self._clock()))
+
+    def _retire_group(self, group: _FunctionEnvironments[E]) -> None:
+        """Destroy the idle environments now; busy ones are destroyed when they are given back."""
+        idle, group.idle = group.idle, []
+        for slot in idle:
+            self._dispose(slot.env)
+
+    def _dispose(self, env: E) -> None:
+        task = asyncio.get_running_loop().create_task(env.destroy())
+        task.add_done_callback(_log_failure)
+
+    def retire(self, prefix: str) -> None:
+        """Retire every environment whose key starts with ``prefix`` (a function changed or went away)."""
+        for key in [k for k in self._functions if k.startswith(prefix)]:
+            group = self._functions.pop(key)
+            self._retire_group(group)
+
+    def counts(self) -> tuple[int, int]:
+        """(idle, busy) environments over all functions."""
+        idle = sum(len(g.idle) for g in self._functions.values())
+        busy = sum(len(g.busy) for g in self._functions.values())
+        return idle, busy
+
+    def reap(self) -> int:
+        """Destroy environments idle for longer than the idle timeout; returns how many."""
+        deadline = self._clock() - self.idle_timeout_s
+        reaped = 0
+        for group in self._functions.values():
+            keep = [slot for slot in group.idle if slot.since > deadline]
+            for slot in group.idle:
+                if slot.since <= deadline:
+                    self._dispose(slot.env)
+                    reaped += 1
+            group.idle = keep
+        return reaped
+
+    def start(self) -> None:
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        interval = max(0.5, min(self.idle_timeout_s / 4, 30.0))
+        while True:
+            await asyncio.sleep(interval)
+            if reaped := self.reap():
+                log.info("reaped idle environments", extra={"count": reaped})
+
+    async def close(self) -> None:
+        """Destroy every environment; busy ones are destroyed as their invokes finish."""
+        self._closing = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+        envs = [slot.env for g in self._functions.values() for slot in g.idle]
+        envs += [env for g in self._functions.values() for env in g.busy]
+        self._functions.clear()
+        await asyncio.gather(*(env.destroy() for env in envs), return_exceptions=True)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("destroying an environment failed", exc_info=task.exception())

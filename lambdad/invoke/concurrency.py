@@ -1,0 +1,82 @@
+"""Concurrency accounting: the account limit, reserved concurrency, and AWS's throttle reasons.
+
+A function with reserved concurrency R may run at most R copies and draws only from its reservation;
+every other function shares what is left of the account limit after all reservations. Leases are taken
+and returned through a context manager, so an error can never leak one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from lambdad.http.errors import TooManyRequestsException
+
+RESERVED_EXCEEDED = "ReservedFunctionConcurrentInvocationLimitExceeded"
+ACCOUNT_EXCEEDED = "ConcurrentInvocationLimitExceeded"
+
+
+class Throttled(TooManyRequestsException):
+    """429 with AWS's Reason field, which botocore exposes on the error response."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("Rate Exceeded.", extra={"Reason": reason})
+        self.reason = reason
+
+
+class ConcurrencyLimiter:
+    """Counts in-flight executions per function and for the unreserved pool."""
+
+    def __init__(self, account_limit: int) -> None:
+        self.account_limit = account_limit
+        self.in_flight: Counter[str] = Counter()
+        self.unreserved_in_flight = 0
+        self._reserved: dict[str, int] = {}
+
+    def set_reserved(self, function: str, reserved: int | None) -> None:
+        if reserved is None:
+            self._reserved.pop(function, None)
+        else:
+            self._reserved[function] = reserved
+
+    @property
+    def unreserved_limit(self) -> int:
+        return self.account_limit - sum(self._reserved.values())
+
+    @property
+    def total_in_flight(self) -> int:
+        return sum(self.in_flight.values())
+
+    def try_acquire(self, function: str) -> str | None:
+        """Take a lease; returns None on success or the throttle reason."""
+        reserved = self._reserved.get(function)
+        if reserved is not None:
+            if self.in_flight[function] >= reserved:
+                return RESERVED_EXCEEDED
+        elif self.unreserved_in_flight >= self.unreserved_limit:
+            return ACCOUNT_EXCEEDED
+        else:
+            self.unreserved_in_flight += 1
+        self.in_flight[function] += 1
+        return None
+
+    @contextmanager
+    def lease(self, function: str) -> Iterator[None]:
+        """Hold one execution slot for ``function`` or raise Throttled."""
+        reason = self.try_acquire(function)
+        if reason is not None:
+            raise Throttled(reason)
+        reserved_at_start = function in self._reserved
+        try:
+            yield
+        finally:
+            self._release_as(function, reserved_at_start)
+
+    def _release_as(self, function: str, was_reserved: bool) -> None:
+        """Release under the accounting that was in force when the lease was taken."""
+        self.in_flight[function] -= 1
+        if self.in_flight[function] <= 0:
+            del self.in_flight[function]
+        if not was_reserved:
+            self.unreserved_in_flight -= 1

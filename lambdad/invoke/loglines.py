@@ -1,0 +1,71 @@
+"""The platform's log lines (START / END / REPORT) and log stream names, as AWS writes them."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+TAIL_BYTES = 4096
+
+
+def stream_name(version: str, now: datetime | None = None) -> str:
+    """``2024/01/31/[$LATEST]0123456789abcdef0123456789abcdef``: one stream per environment."""
+    day = (now or datetime.now(UTC)).strftime("%Y/%m/%d")
+    return f"{day}/[{version}]{secrets.token_hex(16)}"
+
+
+def billed_ms(duration_ms: float) -> int:
+    """Lambda bills in 1 ms steps, rounding up, with a minimum of 1 ms."""
+    return max(1, math.ceil(duration_ms))
+
+
+@dataclass(frozen=True)
+class Report:
+    request_id: str
+    duration_ms: float
+    memory_mb: int
+    max_memory_mb: int
+    init_duration_ms: float | None = None
+    status: str | None = None
+    error_type: str | None = None
+
+    def line(self) -> str:
+        parts = [
+            f"REPORT RequestId: {self.request_id}",
+            f"Duration: {self.duration_ms:.2f} ms",
+            f"Billed Duration: {billed_ms(self.duration_ms)} ms",
+            f"Memory Size: {self.memory_mb} MB",
+            f"Max Memory Used: {self.max_memory_mb} MB",
+        ]
+        if self.init_duration_ms is not None:
+            parts.append(f"Init Duration: {self.init_duration_ms:.2f} ms")
+        if self.status is not None:
+            parts.append(f"Status: {self.status}")
+        if self.error_type is not None:
+            parts.append(f"Error Type: {self.error_type}")
+        return "\t".join(parts) + "\t\n"
+
+
+def start_line(request_id: str, version: str) -> str:
+    return f"START RequestId: {request_id} Version: {version}\n"
+
+
+def end_line(request_id: str) -> str:
+    return f"END RequestId: {request_id}\n"
+
+
+def output_lines(output: bytes) -> list[str]:
+    """Split what the function wrote into one log event per line, keeping the newline as AWS does."""
+    if not output:
+        return []
+    text = output.decode("utf-8", errors="replace")
+    lines = text.splitlines(keepends=True)
+    return [line if line.endswith("\n") else line + "\n" for line in lines]
+
+
+def tail(lines: list[str]) -> str:
+    """The last 4 KB of an invocation's log, for ``LogType: Tail``."""
+    data = "".join(lines).encode()
+    return data[-TAIL_BYTES:].decode("utf-8", errors="ignore")

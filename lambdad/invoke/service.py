@@ -1,0 +1,358 @@
+"""Invoke: run a function once, synchronously, asynchronously or as a dry run.
+
+This is the hot path. Per invoke it does: a cached record lookup, a concurrency lease, a pool take
+(warm) or a sandbox start (cold), one frame out and one frame back, and in-memory appends for logs
+and metering. Nothing here writes to disk or blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lambdad.config import Settings
+from lambdad.environments.environment import Environment, InitFailure, InvokeOutcome, InvokeRequest, State
+from lambdad.environments.pool import EnvironmentPool
+from lambdad.functions.arns import Arns
+from lambdad.functions.runtimes import installed_runtimes
+from lambdad.functions.service import FunctionService
+from lambdad.http.errors import (
+    InvalidRequestContentException,
+    RequestEntityTooLargeException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lambdad.invoke import loglines
+from lambdad.invoke.concurrency import Throttled
+from lambdad.observe.metering import Meter
+from lambdad.sandbox.base import SandboxBackend, SandboxSpec
+from lambdad.store.base import FunctionRecord
+
+log = logging.getLogger("lambdad.invoke")
+
+MAX_SYNC_RESPONSE = 6_291_556
+MAX_ASYNC_PAYLOAD = 1_048_576
+INIT_TIMEOUT_S = 10.0
+ASYNC_RETRY_S = 0.05
+
+
+class LogSink(Protocol):
+    def append(self, group: str, stream: str, events: list[tuple[int, str]]) -> None: ...
+
+
+@dataclass(eq=False)
+class WarmEnvironment:
+    """An environment plus what the invoke path remembers about it.
+
+    An environment whose init failed has ``env`` None and its ``failure`` kept, so the invoke that
+    caused the cold start reports the init error as AWS does, and the pool discards it afterwards.
+    """
+
+    env: Environment | None
+    stream: str
+    version: str
+    failure: InitFailure | None = None
+    init_log: list[str] = field(default_factory=list)
+
+    @property
+    def init_duration_ms(self) -> float:
+        if self.env is not None:
+            return self.env.init_duration_ms
+        return self.failure.init_duration_ms if self.failure else 0.0
+
+    @property
+    def dead(self) -> bool:
+        return self.env is None or self.env.state is State.DEAD
+
+    async def destroy(self) -> None:
+        if self.env is not None:
+            await self.env.destroy()
+
+
+def fingerprint(record: FunctionRecord) -> str:
+    """Everything that, when changed, retires the function's environments."""
+    c = record.config
+    keys = ("Runtime", "Handler", "MemorySize", "Timeout", "Environment", "EphemeralStorage", "RevisionId")
+    doc = json.dumps([record.code_sha, [c.get(k) for k in keys]], sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+class InvokeService:
+    """Runs functions in the pool's environments and reports results as the Invoke API does."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        functions: FunctionService,
+        pool: EnvironmentPool[WarmEnvironment],
+        backend: SandboxBackend,
+        logs: LogSink,
+        meter: Meter,
+    ) -> None:
+        self.settings = settings
+        self.functions = functions
+        self.arns: Arns = functions.arns
+        self.pool = pool
+        self.backend = backend
+        self.logs = logs
+        self.meter = meter
+        self._records: dict[str, FunctionRecord] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        functions.listeners.append(self._function_changed)
+
+    async def _function_changed(self, name: str) -> None:
+        self._records.pop(name, None)
+        record = await self.functions.store.get_function(name)
+        self.pool.limiter.set_reserved(name, record.reserved_concurrency if record else None)
+        if record is None:
+            self.pool.retire(f"{name}:")
+
+    async def load_reservations(self) -> None:
+        after: str | None = None
+        while page := await self.functions.store.list_functions(after, 500):
+            for record in page:
+                self.pool.limiter.set_reserved(record.name, record.reserved_concurrency)
+            after = page[-1].name
+
+    async def _record(self, identifier: str, qualifier: str | None) -> FunctionRecord:
+        ref = self.arns.parse_function(identifier, qualifier)
+        if ref.qualifier not in (None, "$LATEST"):
+            raise ResourceNotFoundException(
+                f"Function not found: {self.arns.function(ref.name, ref.qualifier)}"
+            )
+        record = self._records.get(ref.name)
+        if record is None:
+            record = await self.functions.resolve(ref.name)
+            record = await self.functions.ready(record)
+            if record.config.get("State") == "Active":
+                self._records[ref.name] = record
+        state = record.config.get("State")
+        if state != "Active":
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. "
+                f"The function is currently in the following state: {state}"
+            )
+        return record
+
+    # -- the API operation ---------------------------------------------------------------------
+
+    async def invoke(self, params: Mapping[str, Any], request_id: str) -> dict[str, Any]:
+        record = await self._record(params["FunctionName"], params.get("Qualifier"))
+        kind = params.get("InvocationType") or "RequestResponse"
+        payload = params.get("Payload") or b"{}"
+        _check_json(payload)
+        if kind == "DryRun":
+            return {"StatusCode": 204}
+        if kind == "Event":
+            if len(payload) > MAX_ASYNC_PAYLOAD:
+                raise RequestEntityTooLargeException(
+                    f"Request must be smaller than {MAX_ASYNC_PAYLOAD} bytes for the InvokeFunction operation"
+                )
+            task = asyncio.get_running_loop().create_task(self._run_async(record, payload, request_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return {"StatusCode": 202}
+        outcome, lines = await self.run(record, payload, request_id, params.get("ClientContext"))
+        result: dict[str, Any] = {"StatusCode": 200, "Payload": outcome.payload, "ExecutedVersion": "$LATEST"}
+        if outcome.kind != "ok":
+            result["FunctionError"] = "Unhandled"
+        if params.get("LogType") == "Tail":
+            result["LogResult"] = base64.b64encode(loglines.tail(lines).encode()).decode()
+        return result
+
+    async def _run_async(self, record: FunctionRecord, payload: bytes, request_id: str) -> None:
+        """Event invocations wait for capacity instead of being throttled."""
+        while True:
+            try:
+                await self.run(record, payload, request_id, None)
+                return
+            except Throttled:
+                await asyncio.sleep(ASYNC_RETRY_S)
+            except Exception:
+                log.exception("async invocation failed", extra={"request_id": request_id})
+                return
+
+    # -- running one invocation ----------------------------------------------------------------
+
+    async def run(
+        self, record: FunctionRecord, payload: bytes, request_id: str, client_context: str | None
+    ) -> tuple[InvokeOutcome, list[str]]:
+        """Invoke once; returns the outcome and the invocation's log lines."""
+        key = f"{record.name}:{record.version}"
+        memory = int(record.config["MemorySize"])
+        async with self.pool.acquire(
+            key, record.name, fingerprint(record), lambda: self._start(record)
+        ) as lease:
+            warm = lease.env
+            request = InvokeRequest(
+                request_id=request_id,
+                payload=payload,
+                timeout_s=float(record.config["Timeout"]),
+                invoked_function_arn=record.config["FunctionArn"],
+                client_context=client_context,
+                cognito_identity=None,
+                trace_id=_trace_id(),
+            )
+            if warm.env is None:
+                outcome = self._init_failed(warm, request_id)
+            else:
+                outcome = await warm.env.invoke(request)
+                if outcome.kind == "ok" and len(outcome.payload) > MAX_SYNC_RESPONSE:
+                    outcome = _too_large(outcome)
+            lines = self._log_invocation(record, warm, outcome, request_id, memory, lease.cold)
+        return outcome, lines
+
+    async def _start(self, record: FunctionRecord) -> WarmEnvironment:
+        version = record.version
+        stream = loglines.stream_name(version)
+        spec = SandboxSpec(
+            sandbox_id=f"ld-{uuid.uuid4().hex[:12]}",
+            runtime=record.config["Runtime"],
+            code_dir=self.functions.blobs.unpacked(record.code_sha),
+            opt_dir=None,
+            memory_mb=int(record.config["MemorySize"]),
+            ephemeral_mb=int(record.config.get("EphemeralStorage", {}).get("Size", 512)),
+            handler=record.config["Handler"],
+            env=self._environment(record, stream),
+        )
+        try:
+            env = await Environment.start(self.backend, spec, INIT_TIMEOUT_S)
+        except InitFailure as failure:
+            return WarmEnvironment(None, stream, version, failure, _init_error_lines(failure))
+        return WarmEnvironment(env, stream, version)
+
+    def _environment(self, record: FunctionRecord, stream: str) -> dict[str, str]:
+        """The variables AWS sets in every execution environment, then the function's own."""
+        c = record.config
+        runtime = installed_runtimes().get(c["Runtime"])
+        env = {
+            "_HANDLER": c["Handler"],
+            "AWS_LAMBDA_FUNCTION_NAME": record.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": record.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c["MemorySize"]),
+            "AWS_LAMBDA_LOG_GROUP_NAME": c["LoggingConfig"]["LogGroup"],
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": self.settings.region,
+            "AWS_DEFAULT_REGION": self.settings.region,
+            "LAMBDA_TASK_ROOT": "/var/task",
+            "LAMBDA_RUNTIME_DIR": "/var/runtime",
+            "TZ": ":UTC",
+            "LANG": "en_US.UTF-8",
+            "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+            "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+        }
+        if runtime is not None and runtime.execution_env:
+            env["AWS_EXECUTION_ENV"] = runtime.execution_env
+        env.update((c.get("Environment") or {}).get("Variables") or {})
+        return env
+
+    def _init_failed(self, warm: WarmEnvironment, request_id: str) -> InvokeOutcome:
+        failure = warm.failure
+        assert failure is not None
+        error = json.loads(failure.error_json) if failure.error_json else {}
+        error.setdefault("errorType", failure.error_type)
+        error.setdefault("errorMessage", failure.error_message)
+        error["requestId"] = request_id
+        error.setdefault("stackTrace", [])
+        return InvokeOutcome(
+            kind="function_error",
+            payload=json.dumps(error).encode(),
+            error_type=failure.error_type,
+            log=failure.log,
+            duration_ms=failure.init_duration_ms,
+            max_memory_mb=0,
+            environment_dead=True,
+        )
+
+    def _log_invocation(
+        self,
+        record: FunctionRecord,
+        warm: WarmEnvironment,
+        outcome: InvokeOutcome,
+        request_id: str,
+        memory: int,
+        cold: bool,
+    ) -> list[str]:
+        lines = list(warm.init_log) if cold else []
+        lines.append(loglines.start_line(request_id, warm.version))
+        lines += loglines.output_lines(outcome.log)
+        if outcome.kind == "timeout":
+            lines.append(
+                f"{_iso_now()} {request_id} Task timed out after {float(record.config['Timeout']):.2f} seconds\n"
+            )
+        lines.append(loglines.end_line(request_id))
+        status = {"timeout": "timeout", "oom": "error", "crash": "error"}.get(outcome.kind)
+        report = loglines.Report(
+            request_id=request_id,
+            duration_ms=outcome.duration_ms,
+            memory_mb=memory,
+            max_memory_mb=outcome.max_memory_mb,
+            init_duration_ms=warm.init_duration_ms if cold else None,
+            status=status,
+            error_type=outcome.error_type if status == "error" else None,
+        )
+        lines.append(report.line())
+        now = int(time.time() * 1000)
+        self.logs.append(
+            record.config["LoggingConfig"]["LogGroup"], warm.stream, [(now, line) for line in lines]
+        )
+        self.meter.record(record.name, loglines.billed_ms(outcome.duration_ms), memory, outcome.kind != "ok")
+        return lines
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _init_error_lines(failure: InitFailure) -> list[str]:
+    lines = loglines.output_lines(failure.log)
+    doc = (
+        failure.error_json.decode()
+        if failure.error_json
+        else json.dumps({"errorMessage": failure.error_message, "errorType": failure.error_type})
+    )
+    lines.append(f"[ERROR] {failure.error_type}: {failure.error_message}\n" if not doc else f"{doc}\n")
+    lines.append(
+        f"INIT_REPORT Init Duration: {failure.init_duration_ms:.2f} ms\tPhase: init\tStatus: error\t"
+        f"Error Type: {failure.error_type}\n"
+    )
+    return lines
+
+
+def _check_json(payload: bytes) -> None:
+    try:
+        json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: Could not parse payload into json: {exc}"
+        ) from exc
+
+
+def _too_large(outcome: InvokeOutcome) -> InvokeOutcome:
+    error = {
+        "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_SYNC_RESPONSE} bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
+    outcome.kind = "function_error"
+    outcome.payload = json.dumps(error).encode()
+    outcome.error_type = error["errorType"]
+    return outcome
+
+
+def _trace_id() -> str:
+    return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+
+
+def _iso_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
