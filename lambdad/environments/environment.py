@@ -1,0 +1,272 @@
+"""The host-side handle of one execution environment: a sandbox, its agent, and their life cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from lambdad.runtime import protocol as P
+from lambdad.sandbox.base import Sandbox, SandboxBackend, SandboxSpec
+
+MAX_LOG_BYTES = 8 * 1024 * 1024
+EXIT_GRACE_S = 2.0
+MIB = 1024 * 1024
+
+
+class State(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    BUSY = "busy"
+    DEAD = "dead"
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.STARTING: frozenset({State.READY, State.DEAD}),
+    State.READY: frozenset({State.BUSY, State.DEAD}),
+    State.BUSY: frozenset({State.READY, State.DEAD}),
+    State.DEAD: frozenset({State.DEAD}),
+}
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+class InitFailure(Exception):
+    """The runtime failed to initialize; the sandbox is already destroyed."""
+
+    def __init__(
+        self, error_type: str, error_message: str, error_json: bytes, log: bytes, init_duration_ms: float
+    ):
+        super().__init__(f"{error_type}: {error_message}")
+        self.error_type = error_type
+        self.error_message = error_message
+        self.error_json = error_json
+        self.log = log
+        self.init_duration_ms = init_duration_ms
+
+
+@dataclass
+class InvokeRequest:
+    request_id: str
+    payload: bytes
+    timeout_s: float
+    invoked_function_arn: str
+    client_context: str | None = None
+    cognito_identity: str | None = None
+    trace_id: str | None = None
+
+
+OutcomeKind = Literal["ok", "function_error", "timeout", "oom", "crash"]
+
+
+@dataclass
+class InvokeOutcome:
+    kind: OutcomeKind
+    payload: bytes
+    error_type: str | None
+    log: bytes
+    duration_ms: float
+    max_memory_mb: int
+    environment_dead: bool
+
+
+def error_body(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+def exit_reason(status: int | None) -> str:
+    """AWS's (Go's) wording: 'exit status 1', 'signal: killed'."""
+    if status is None or status == -9:
+        return "signal: killed"
+    if status < 0:
+        import signal
+
+        return "signal: " + (signal.strsignal(-status) or str(-status)).lower()
+    return f"exit status {status}"
+
+
+class OutputCapture:
+    """Collects a sandbox's stdout/stderr from a non-blocking pipe without blocking the loop."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+        self.dropped = 0
+        self.open = True
+        asyncio.get_running_loop().add_reader(fd, self.drain)
+
+    def drain(self) -> None:
+        while self.open:
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.close()
+                return
+            room = MAX_LOG_BYTES - len(self.buf)
+            self.buf += chunk[:room]
+            self.dropped += max(0, len(chunk) - room)
+
+    def take(self) -> bytes:
+        self.drain()
+        out = bytes(self.buf)
+        if self.dropped:
+            out += f"\n[lambdad: {self.dropped} bytes of output dropped]\n".encode()
+        self.buf.clear()
+        self.dropped = 0
+        return out
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            asyncio.get_running_loop().remove_reader(self.fd)
+
+
+class Environment:
+    """One execution environment. States and transitions are in TRANSITIONS; invoke() is not reentrant."""
+
+    def __init__(self, sandbox: Sandbox, spec: SandboxSpec) -> None:
+        self.sandbox = sandbox
+        self.spec = spec
+        self.state = State.STARTING
+        self.init_duration_ms = 0.0
+        self.output = OutputCapture(sandbox.output_fd)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    def _to(self, new: State) -> None:
+        if new not in TRANSITIONS[self.state]:
+            raise InvalidTransition(f"{self.state.value} -> {new.value}")
+        self.state = new
+
+    @classmethod
+    async def start(cls, backend: SandboxBackend, spec: SandboxSpec, init_timeout_s: float) -> Environment:
+        started = time.monotonic()
+        sandbox = await backend.spawn(spec)
+        env = cls(sandbox, spec)
+        try:
+            await env._init(init_timeout_s, started)
+        except BaseException:
+            await env.destroy()
+            raise
+        return env
+
+    async def _init(self, timeout_s: float, started: float) -> None:
+        self.reader, self.writer = await asyncio.open_unix_connection(sock=self.sandbox.control)
+        self.writer.write(P.encode(P.INIT))
+        try:
+            frame = await asyncio.wait_for(self._read(), timeout_s)
+        except TimeoutError:
+            elapsed = (time.monotonic() - started) * 1000
+            message = f"Init timed out after {timeout_s:.2f} seconds"
+            self.sandbox.kill()
+            raise InitFailure("Sandbox.Timedout", message, error_body("Sandbox.Timedout", message),
+                              self.output.take(), elapsed) from None  # fmt: skip
+        elapsed = (time.monotonic() - started) * 1000
+        if frame is not None and frame[0] == P.READY:
+            self.init_duration_ms = float(frame[1].get("init_duration_ms", elapsed))
+            self.sandbox.limit_cpu()
+            self._to(State.READY)
+            return
+        raise await self._init_failure(frame, elapsed)
+
+    async def _init_failure(
+        self, frame: tuple[int, dict[str, Any], bytes] | None, elapsed: float
+    ) -> InitFailure:
+        if frame is not None and frame[0] == P.INIT_ERROR:
+            header, body = frame[1], frame[2]
+            error_type = str(header.get("errorType", "Runtime.Unknown"))
+            return InitFailure(
+                error_type, str(header.get("errorMessage", "")), body, self.output.take(), elapsed
+            )
+        status = await self._exit_status()
+        if self.sandbox.oom_killed():
+            error_type, message = "Runtime.OutOfMemory", "Runtime exited with error: signal: killed"
+        else:
+            error_type, message = "Runtime.ExitError", f"Runtime exited with error: {exit_reason(status)}"
+        return InitFailure(error_type, message, error_body(error_type, message), self.output.take(), elapsed)
+
+    async def _read(self) -> tuple[int, dict[str, Any], bytes] | None:
+        assert self.reader is not None
+        try:
+            return await P.read_frame(self.reader)
+        except (P.FrameError, ConnectionError):
+            return None
+
+    async def _exit_status(self) -> int | None:
+        try:
+            return await asyncio.wait_for(self.sandbox.wait(), EXIT_GRACE_S)
+        except TimeoutError:
+            return None
+
+    def max_memory_used_mb(self) -> int:
+        return -(-self.sandbox.max_memory_bytes() // MIB)
+
+    async def invoke(self, req: InvokeRequest) -> InvokeOutcome:
+        self._to(State.BUSY)
+        assert self.writer is not None
+        self.output.take()  # output between invocations belongs to none of them
+        deadline_ms = int(time.time() * 1000 + req.timeout_s * 1000)
+        header = {"request_id": req.request_id, "deadline_ms": deadline_ms,
+                  "invoked_function_arn": req.invoked_function_arn, "client_context": req.client_context,
+                  "cognito_identity": req.cognito_identity, "trace_id": req.trace_id}  # fmt: skip
+        started = time.monotonic()
+        self.writer.write(P.encode(P.INVOKE, header, req.payload))
+        try:
+            frame = await asyncio.wait_for(self._read(), req.timeout_s)
+        except TimeoutError:
+            return await self._timed_out(req, started)
+        if frame is not None and frame[0] in (P.RESULT, P.ERROR):
+            self._to(State.READY)
+            kind: OutcomeKind = "ok" if frame[0] == P.RESULT else "function_error"
+            error_type = None if kind == "ok" else str(frame[1].get("errorType") or "Unhandled")
+            return self._outcome(kind, frame[2], error_type, started, dead=False)
+        return await self._crashed(req, frame, started)
+
+    async def _timed_out(self, req: InvokeRequest, started: float) -> InvokeOutcome:
+        self.sandbox.kill()
+        message = f"RequestId: {req.request_id} Error: Task timed out after {req.timeout_s:.2f} seconds"
+        return self._dead_outcome("timeout", "Sandbox.Timedout", message, started)
+
+    async def _crashed(self, req: InvokeRequest, frame: tuple[int, dict[str, Any], bytes] | None,
+                       started: float) -> InvokeOutcome:  # fmt: skip
+        status = await self._exit_status() if frame is None else None
+        if self.sandbox.oom_killed():
+            message = f"RequestId: {req.request_id} Error: Runtime exited with error: signal: killed"
+            return self._dead_outcome("oom", "Runtime.OutOfMemory", message, started)
+        if frame is not None and frame[0] == P.EXIT:
+            message = str(frame[1].get("errorMessage", ""))
+        else:
+            message = f"RequestId: {req.request_id} Error: Runtime exited with error: {exit_reason(status)}"
+        return self._dead_outcome("crash", "Runtime.ExitError", message, started)
+
+    def _dead_outcome(
+        self, kind: OutcomeKind, error_type: str, message: str, started: float
+    ) -> InvokeOutcome:
+        self.sandbox.kill()
+        outcome = self._outcome(kind, error_body(error_type, message), error_type, started, dead=True)
+        self._to(State.DEAD)
+        return outcome
+
+    def _outcome(self, kind: OutcomeKind, payload: bytes, error_type: str | None, started: float,
+                 dead: bool) -> InvokeOutcome:  # fmt: skip
+        duration = (time.monotonic() - started) * 1000
+        return InvokeOutcome(kind, payload, error_type, self.output.take(), duration,
+                             self.max_memory_used_mb(), dead)  # fmt: skip
+
+    async def destroy(self) -> None:
+        """Idempotent: afterwards the sandbox is destroyed and the state is DEAD."""
+        self.state = State.DEAD
+        self.output.close()
+        if self.writer is not None:
+            self.writer.close()  # closes the control socket through its transport
+        await self.sandbox.destroy()

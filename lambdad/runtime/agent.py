@@ -1,0 +1,561 @@
+"""The agent: the first process of a sandbox, connected to the host by an inherited socket.
+
+``agent python HANDLER`` is the Python runtime itself: it imports the handler once and calls it per
+INVOKE frame. ``agent api CMD...`` serves the Runtime API 2018-06-01 on 127.0.0.1:9001 and starts CMD
+(a custom ``bootstrap`` or the Node bootstrap), translating between HTTP and frames.
+
+Standard library only, imports kept lazy: this is on the cold path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+if __package__:
+    from . import protocol as P
+else:  # run as a script
+    import protocol as P  # type: ignore[no-redef]
+
+AGENT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNTIME_API = "127.0.0.1:9001"
+MAX_RESPONSE = 6 * 1024 * 1024
+ERROR_LOG_IDENT = "\u00a0"
+ERROR_LOG_LINE_TERMINATE = "\r"
+
+
+class Channel:
+    """The control socket, with a lock so that several threads can send frames."""
+
+    def __init__(self, fd: int) -> None:
+        os.set_inheritable(fd, False)  # user subprocesses must not inherit it
+        self.sock = socket.socket(fileno=fd)
+        self._lock = threading.Lock()
+
+    def send(self, kind: int, header: dict[str, Any] | None = None, body: bytes = b"") -> None:
+        data = P.encode(kind, header, body)
+        with self._lock:
+            self.sock.sendall(data)
+
+    def recv(self) -> tuple[int, dict[str, Any], bytes] | None:
+        return P.recv_blocking(self.sock)
+
+
+def error_json(message: str, error_type: str, request_id: str = "", trace: list[str] | None = None) -> bytes:
+    import json
+
+    doc = {
+        "errorMessage": message,
+        "errorType": error_type,
+        "requestId": request_id,
+        "stackTrace": trace or [],
+    }
+    return json.dumps(doc).encode()
+
+
+def flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+# --- the Python runtime -------------------------------------------------------------------------
+
+
+class Fault(Exception):
+    """An error with one of AWS's runtime error types."""
+
+    def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace or []
+
+
+def load_handler(handler: str) -> Any:
+    import importlib
+
+    try:
+        modname, fname = handler.rsplit(".", 1)
+    except ValueError as e:
+        raise Fault("Runtime.MalformedHandlerName", f"Bad handler '{handler}': {e}") from e
+    if modname.split(".")[0] in sys.builtin_module_names:
+        raise Fault(
+            "Runtime.BuiltInModuleConflict", f"Cannot use built-in module {modname} as a handler module"
+        )
+    try:
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as e:
+        raise Fault("Runtime.ImportModuleError", f"Unable to import module '{modname}': {e}") from e
+    except SyntaxError as e:
+        trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}']
+        raise Fault("Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {e}", trace) from e
+    try:
+        return getattr(module, fname)
+    except AttributeError as e:
+        raise Fault("Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'") from e
+
+
+def user_traceback(tb: Any) -> list[str]:
+    """The traceback as awslambdaric formats it, starting at the first frame outside the agent."""
+    import traceback
+
+    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(tb)]
+    for i, frame in enumerate(frames):
+        if not frame[0].startswith(AGENT_DIR):
+            frames = frames[i:]
+            break
+    return traceback.format_list(frames)  # type: ignore[arg-type]
+
+
+def log_error(error_type: str, message: str, trace: list[str]) -> None:
+    """Write an error to the log as the managed runtime does (lines joined by carriage returns)."""
+    first = "[ERROR]" + (f" {error_type}:" if error_type else "") + (f" {message}" if message else "")
+    lines = [first, "Traceback (most recent call last):"]
+    for element in trace:
+        for line in element.splitlines():
+            stripped = line.lstrip(" ")
+            lines.append(ERROR_LOG_IDENT * (len(line) - len(stripped)) + stripped)
+    sys.stdout.write(ERROR_LOG_LINE_TERMINATE.join(lines) + "\n")
+
+
+class _ClientContext:
+    __slots__ = ["custom", "env", "client"]
+
+    def __repr__(self) -> str:
+        return f"ClientContext([custom={self.custom},env={self.env},client={self.client}])"
+
+
+class _Client:
+    __slots__ = ["installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name"]
+
+    def __repr__(self) -> str:
+        fields = ",".join(f"{k}={getattr(self, k)}" for k in self.__slots__)
+        return f"Client([{fields}])"
+
+
+class _CognitoIdentity:
+    __slots__ = ["cognito_identity_id", "cognito_identity_pool_id"]
+
+    def __repr__(self) -> str:
+        return (
+            f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
+            f"cognito_identity_pool_id={self.cognito_identity_pool_id}])"
+        )
+
+
+def _obj(cls: Any, data: Any) -> Any:
+    if data is None:
+        return None
+    obj = cls()
+    for name in cls.__slots__:
+        setattr(obj, name, data.get(name) if isinstance(data, dict) else None)
+    return obj
+
+
+class LambdaContext:
+    """The same attributes and methods as awslambdaric's LambdaContext."""
+
+    def __init__(self, header: dict[str, Any], client_context: Any, identity: Any) -> None:
+        env = os.environ
+        self.aws_request_id = header["request_id"]
+        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.invoked_function_arn = header.get("invoked_function_arn")
+        self.tenant_id = header.get("tenant_id")
+        w3c = client_context.pop("w3c", None) if isinstance(client_context, dict) else None
+        self._w3c_fields = {k: v for k, v in (w3c or {}).items() if isinstance(v, str)}
+        self.client_context = _obj(_ClientContext, client_context)
+        if self.client_context is not None:
+            self.client_context.client = _obj(_Client, self.client_context.client)
+        self.identity = _obj(_CognitoIdentity, {})
+        if isinstance(identity, dict):
+            self.identity.cognito_identity_id = identity.get("cognitoIdentityId")
+            self.identity.cognito_identity_pool_id = identity.get("cognitoIdentityPoolId")
+        self._epoch_deadline_time_in_ms = int(header["deadline_ms"])
+
+    def get_remaining_time_in_millis(self) -> int:
+        delta = self._epoch_deadline_time_in_ms - int(time.time() * 1000)
+        return delta if delta > 0 else 0
+
+    def w3c(self) -> dict[str, str]:
+        return dict(self._w3c_fields)
+
+    def log(self, msg: Any) -> None:
+        sys.stdout.write(str(msg))
+
+    def __repr__(self) -> str:
+        return (
+            f"LambdaContext([aws_request_id={self.aws_request_id},log_group_name={self.log_group_name},"
+            f"log_stream_name={self.log_stream_name},function_name={self.function_name},"
+            f"memory_limit_in_mb={self.memory_limit_in_mb},function_version={self.function_version},"
+            f"invoked_function_arn={self.invoked_function_arn},client_context={self.client_context},"
+            f"identity={self.identity},tenant_id={self.tenant_id}])"
+        )
+
+
+class _RequestState:
+    request_id = ""
+
+
+def setup_logging(state: _RequestState) -> None:
+    """Root handler formatting records as '[LEVEL]\\t<time>\\t<request id>\\t<message>'."""
+    import logging
+
+    class RequestIdFilter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.aws_request_id = state.request_id
+            return True
+
+    handler = logging.StreamHandler(sys.stdout)
+    formatter = logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    root.handlers = [handler]
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
+    if level:
+        root.setLevel(level.upper())
+
+
+def _json_default(obj: Any) -> Any:
+    import decimal
+
+    if isinstance(obj, decimal.Decimal):
+        return float(obj) if obj != obj.to_integral_value() else int(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def marshal(result: Any) -> bytes:
+    import json
+
+    if isinstance(result, bytes):
+        return result
+    try:
+        return json.dumps(result, default=_json_default).encode()
+    except Exception as e:
+        raise Fault("Runtime.MarshalError", f"Unable to marshal response: {e}") from e
+
+
+def run_python(channel: Channel, handler_name: str) -> None:
+    started = time.monotonic()
+    set_python_path()
+    state = _RequestState()
+    setup_logging(state)
+    try:
+        handler = load_handler(handler_name)
+    except Fault as f:
+        log_error(f.error_type, f.message, f.trace)
+        flush_std()
+        body = error_json(f.message, f.error_type, "", f.trace)
+        channel.send(P.INIT_ERROR, {"errorType": f.error_type, "errorMessage": f.message}, body)
+        return
+    channel.send(P.READY, {"init_duration_ms": (time.monotonic() - started) * 1000})
+    while (frame := channel.recv()) is not None:
+        kind, header, body = frame
+        if kind == P.INVOKE:
+            invoke_python(channel, handler, state, header, body)
+
+
+def invoke_python(
+    channel: Channel, handler: Any, state: _RequestState, header: dict[str, Any], body: bytes
+) -> None:
+    import json
+
+    request_id = header["request_id"]
+    state.request_id = request_id
+    set_trace_id(header.get("trace_id"))
+    try:
+        try:
+            event = json.loads(body) if body else {}
+        except ValueError as e:
+            raise Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {e}") from e
+        context = LambdaContext(
+            header, _parse(header.get("client_context")), _parse(header.get("cognito_identity"))
+        )
+        response = marshal(handler(event, context))
+    except Fault as f:
+        log_error(f.error_type, f.message, f.trace)
+        send_error(
+            channel, request_id, f.error_type, error_json(f.message, f.error_type, request_id, f.trace)
+        )
+        return
+    except Exception as e:
+        trace = user_traceback(e.__traceback__)
+        log_error(type(e).__name__, str(e), trace)
+        send_error(
+            channel, request_id, type(e).__name__, error_json(str(e), type(e).__name__, request_id, trace)
+        )
+        return
+    flush_std()
+    channel.send(P.RESULT, {"request_id": request_id}, response)
+
+
+def send_error(channel: Channel, request_id: str, error_type: str, body: bytes) -> None:
+    flush_std()
+    channel.send(P.ERROR, {"request_id": request_id, "errorType": error_type}, body)
+
+
+def _parse(value: Any) -> Any:
+    import json
+
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def set_trace_id(trace_id: str | None) -> None:
+    if trace_id:
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
+
+
+def set_python_path() -> None:
+    """/var/task first, then the layers, then the interpreter's own paths (without the agent's)."""
+    ver = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    task = os.environ.get("LAMBDA_TASK_ROOT") or "/var/task"
+    head = [task, "/opt/python", f"/opt/python/lib/{ver}/site-packages"]
+    rest = [p for p in sys.path if p not in ("", ".", AGENT_DIR, *head)]
+    sys.path[:] = head + rest
+    if os.path.isdir(task):
+        os.chdir(task)
+
+
+# --- the Runtime API for other runtimes --------------------------------------------------------
+
+
+def exit_description(status: int) -> str:
+    """How Go's os.ProcessState (and so AWS) describes an exit: 'exit status 1', 'signal: killed'."""
+    import signal
+
+    if status >= 0:
+        return f"exit status {status}"
+    names = {signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault", signal.SIGTERM: "terminated",
+             signal.SIGABRT: "aborted", signal.SIGINT: "interrupt", signal.SIGBUS: "bus error"}  # fmt: skip
+    sig = -status
+    return "signal: " + names.get(sig, (signal.strsignal(sig) or str(sig)).lower())  # type: ignore[call-overload]
+
+
+class RuntimeApi:
+    """State shared by the HTTP threads, the runtime watcher and the frame loop."""
+
+    def __init__(self, channel: Channel) -> None:
+        import queue
+
+        self.channel = channel
+        self.started = time.monotonic()
+        self.invocations: queue.Queue[tuple[dict[str, Any], bytes]] = queue.Queue()
+        self.ready_sent = False
+        self.init_failed = False
+        self.current: str | None = None
+        self.lock = threading.Lock()
+
+    def next_invocation(self) -> tuple[dict[str, Any], bytes]:
+        with self.lock:
+            if not self.ready_sent and not self.init_failed:
+                self.ready_sent = True
+                self.channel.send(P.READY, {"init_duration_ms": (time.monotonic() - self.started) * 1000})
+        header, body = self.invocations.get()
+        with self.lock:
+            self.current = header["request_id"]
+        set_trace_id(header.get("trace_id"))
+        return header, body
+
+    def finish(self, request_id: str, kind: int, header: dict[str, Any], body: bytes) -> bool:
+        with self.lock:
+            if request_id != self.current:
+                return False
+            self.current = None
+        flush_std()
+        self.channel.send(kind, {"request_id": request_id, **header}, body)
+        return True
+
+    def init_error(self, error_type: str, body: bytes) -> None:
+        with self.lock:
+            if self.ready_sent or self.init_failed:
+                return
+            self.init_failed = True
+        message = _error_message(body)
+        self.channel.send(P.INIT_ERROR, {"errorType": error_type, "errorMessage": message}, body)
+
+    def runtime_exited(self, status: int) -> None:
+        reason = exit_description(status)
+        with self.lock:
+            request_id, before_ready = self.current, not self.ready_sent
+        if before_ready:
+            message = f"Runtime exited with error: {reason}"
+            self.init_error("Runtime.ExitError", error_json(message, "Runtime.ExitError"))
+        else:
+            prefix = f"RequestId: {request_id} Error: " if request_id else ""
+            message = f"{prefix}Runtime exited with error: {reason}"
+            self.channel.send(P.EXIT, {"request_id": request_id, "errorType": "Runtime.ExitError",
+                                       "errorMessage": message})  # fmt: skip
+
+
+def _error_message(body: bytes) -> str:
+    import json
+
+    try:
+        doc = json.loads(body)
+        return str(doc.get("errorMessage", "")) if isinstance(doc, dict) else ""
+    except ValueError:
+        return ""
+
+
+def make_http_handler(api: RuntimeApi) -> Any:
+    import http.server
+    import json
+
+    prefix = "/2018-06-01/runtime/"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def fail(self, status: int, error_type: str, message: str) -> None:
+            self.reply(status, json.dumps({"errorMessage": message, "errorType": error_type}).encode())
+
+        def read_body(self) -> bytes | None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_RESPONSE:
+                self.rfile.read(length)
+                self.fail(413, "RequestEntityTooLarge",
+                          f"Exceeded maximum allowed payload size ({MAX_RESPONSE} bytes).")  # fmt: skip
+                return None
+            return self.rfile.read(length) if length else b""
+
+        def do_GET(self) -> None:
+            if self.path != prefix + "invocation/next":
+                return self.fail(404, "InvalidRequest", "Invalid request path")
+            header, body = api.next_invocation()
+            headers = {
+                "Lambda-Runtime-Aws-Request-Id": header["request_id"],
+                "Lambda-Runtime-Deadline-Ms": str(header["deadline_ms"]),
+                "Lambda-Runtime-Invoked-Function-Arn": header.get("invoked_function_arn") or "",
+                "Lambda-Runtime-Trace-Id": header.get("trace_id") or "",
+            }
+            if header.get("client_context"):
+                headers["Lambda-Runtime-Client-Context"] = header["client_context"]
+            if header.get("cognito_identity"):
+                headers["Lambda-Runtime-Cognito-Identity"] = header["cognito_identity"]
+            self.reply(200, body, headers)
+
+        def do_POST(self) -> None:
+            body = self.read_body()
+            if body is None:
+                return
+            path = self.path
+            error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
+            if path == prefix + "init/error":
+                api.init_error(error_type or "Runtime.Unknown", body)
+                return self.reply(202, b'{"status":"OK"}')
+            parts = path[len(prefix) :].split("/") if path.startswith(prefix) else []
+            if len(parts) != 3 or parts[0] != "invocation" or parts[2] not in ("response", "error"):
+                return self.fail(404, "InvalidRequest", "Invalid request path")
+            request_id, what = parts[1], parts[2]
+            if what == "response":
+                ok = api.finish(request_id, P.RESULT, {}, body)
+            else:
+                kind_type = error_type or _body_error_type(body) or "Unhandled"
+                ok = api.finish(request_id, P.ERROR, {"errorType": kind_type}, body)
+            if not ok:
+                return self.fail(400, "InvalidRequestID", "Invalid request ID")
+            self.reply(202, b'{"status":"OK"}')
+
+    return Handler
+
+
+def _body_error_type(body: bytes) -> str | None:
+    import json
+
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    value = doc.get("errorType") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def run_api(channel: Channel, command: list[str]) -> None:
+    import http.server
+    import subprocess
+
+    api = RuntimeApi(channel)
+    host, port = RUNTIME_API.split(":")
+    server = http.server.ThreadingHTTPServer((host, int(port)), make_http_handler(api))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=RUNTIME_API)
+    exe = (
+        next((c for c in command if os.path.exists(c)), None) if command and command[0] == "--first" else None
+    )
+    argv = [exe] if exe else command
+    if not argv or argv[0] == "--first":
+        api.init_error("Runtime.InvalidEntrypoint", error_json(
+            f"Couldn't find valid bootstrap(s): [{' '.join(command[1:])}]", "Runtime.InvalidEntrypoint"))  # fmt: skip
+        return
+    try:
+        proc = subprocess.Popen(argv, env=env, cwd="/var/task" if os.path.isdir("/var/task") else "/")
+    except OSError as e:
+        api.init_error("Runtime.InvalidEntrypoint", error_json(str(e), "Runtime.InvalidEntrypoint"))
+        return
+
+    def watch() -> None:
+        api.runtime_exited(proc.wait())
+        flush_std()
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+    while (frame := channel.recv()) is not None:
+        kind, header, body = frame
+        if kind == P.INVOKE:
+            api.invocations.put((header, body))
+    proc.kill()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    fd = int(os.environ.pop(P.CONTROL_FD_ENV))
+    os.environ.pop("PWD", None)  # bwrap --chdir adds it; the environment is exactly the caller's
+    channel = Channel(fd)
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+    frame = channel.recv()
+    if frame is None or frame[0] != P.INIT:
+        return
+    if args[0] == "python":
+        run_python(channel, args[1])
+    else:
+        run_api(channel, args[1:])
+    flush_std()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The interface every isolation backend implements.
+
+Contract of a :class:`Sandbox`:
+
+* ``control`` is the host end of a connected stream socket pair; the agent inside holds the other
+  end. ``output_fd`` is the non-blocking read end of one pipe that carries the sandbox's stdout and
+  stderr together.
+* ``kill()`` stops every process of the sandbox at once and may be called any number of times.
+* ``destroy()`` is idempotent and safe to call in any state, including after a failed spawn. When
+  it returns, no process of the sandbox remains, its cgroups are removed, its /tmp is unmounted and
+  its temporary directory is gone; ``control`` and ``output_fd`` are closed.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What to run and under which limits."""
+
+    sandbox_id: str
+    runtime: str
+    code_dir: Path
+    opt_dir: Path | None
+    memory_mb: int
+    ephemeral_mb: int
+    handler: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class SandboxError(Exception):
+    """A sandbox could not be created."""
+
+
+class Sandbox(Protocol):
+    sandbox_id: str
+    control: socket.socket
+    output_fd: int
+
+    async def wait(self) -> int:
+        """Wait for the sandbox's first process to end; its exit status (negative: signal)."""
+        ...
+
+    def returncode(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+    def limit_cpu(self) -> None:
+        """Apply the CPU share proportional to memory; init runs before it, unthrottled, as on AWS."""
+        ...
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of the sandbox for exceeding the memory limit."""
+        ...
+
+    def max_memory_bytes(self) -> int: ...
+
+    async def destroy(self) -> None: ...
+
+
+class SandboxBackend(Protocol):
+    name: str
+    isolated: bool
+
+    async def spawn(self, spec: SandboxSpec) -> Sandbox: ...
+
+
+def is_python(runtime: str) -> bool:
+    return runtime.startswith("python")
+
+
+def agent_command(python: str, spec: SandboxSpec, agent_parent: str, node: str) -> list[str]:
+    """The agent's command line: the Python runtime itself, or the Runtime API in front of a runtime."""
+    boot = (
+        f"import sys; sys.path.insert(0, {agent_parent!r}); from _lambdad_runtime.agent import main; main()"
+    )
+    head = [python, "-B", "-c", boot]
+    if is_python(spec.runtime):
+        return [*head, "python", spec.handler]
+    if spec.runtime.startswith("nodejs"):
+        return [*head, "api", node, "/var/runtime/bootstrap.mjs"]
+    return [*head, "api", "--first", "/var/task/bootstrap", "/opt/bootstrap"]

@@ -1,0 +1,247 @@
+"""Sandboxes built from bubblewrap (namespaces, mounts) and cgroups (limits).
+
+How a process gets into its cgroup before it runs anything: the server starts ``/bin/sh`` (as
+root, with an empty environment), which writes its own pid into each of the sandbox's
+``cgroup.procs`` files and then execs ``setpriv`` (drop to the unprivileged sandbox uid), which
+execs ``bwrap``. Every process of the sandbox therefore descends from a process that was already in
+the cgroup, with no ``preexec_fn`` (which forces fork and is unsafe with threads) and no window in
+which a child could escape. bwrap itself then runs unprivileged, so the sandbox's uid maps to an
+unprivileged host uid rather than to root.
+
+/tmp is an ext4 image on a loop device, mounted on the host and bound in. tmpfs pages would be
+charged to the writer's memory cgroup (a 128 MB function could not fill a 512 MB /tmp without being
+OOM-killed); page-cache pages of a real file system are reclaimable, so /tmp fills up with ENOSPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from lambdad.sandbox import cgroups
+from lambdad.sandbox.base import SandboxError, SandboxSpec, agent_command
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+AGENT_PARENT = "/var/lambdad"
+SANDBOX_UID = 993
+MNT_DETACH = 2
+NOFILE = 1024
+FS_OVERHEAD = 1.04  # ext4 metadata, so that about ephemeral_mb stays usable
+ETC_FILES = ("ld.so.cache", "localtime", "nsswitch.conf", "mime.types", "protocols", "services")
+ETC_DIRS = ("ssl", "ca-certificates", "pki", "crypto-policies")
+
+_WRAPPER = (
+    'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"'
+)
+
+
+def available() -> bool:
+    return shutil.which("bwrap") is not None and os.geteuid() == 0
+
+
+class BubblewrapSandbox:
+    def __init__(self, spec: SandboxSpec, workdir: Path, group: cgroups.Cgroup | None) -> None:
+        self.sandbox_id = spec.sandbox_id
+        self.spec = spec
+        self.workdir = workdir
+        self.group = group
+        # the host end, and the end the agent inherits (closed here once it is spawned)
+        self.control, self.child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.output_fd = -1
+        self.proc: asyncio.subprocess.Process | None = None
+        self.tmp_mounted = False
+        self._destroyed = False
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        return _status(await self.proc.wait())
+
+    def returncode(self) -> int | None:
+        code = self.proc.returncode if self.proc else None
+        return None if code is None else _status(code)
+
+    def kill(self) -> None:
+        if self.group is not None:
+            self.group.kill_all()
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+
+    def limit_cpu(self) -> None:
+        if self.group is not None:
+            self.group.limit_cpu(cgroups.Limits(self.spec.memory_mb))
+
+    def oom_killed(self) -> bool:
+        return self.group is not None and self.group.oom_kills() > 0
+
+    def max_memory_bytes(self) -> int:
+        return self.group.peak_bytes() if self.group is not None else 0
+
+    async def destroy(self) -> None:
+        if self._destroyed:
+            return
+        self._destroyed = True
+        self.kill()
+        if self.proc is not None:
+            await self.proc.wait()
+        if self.group is not None:
+            await asyncio.to_thread(self.group.remove)
+        self.control.close()
+        self.child_end.close()
+        if self.output_fd >= 0:
+            os.close(self.output_fd)
+            self.output_fd = -1
+        if self.tmp_mounted:
+            _umount(self.workdir / "tmp")
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _status(code: int) -> int:
+    """asyncio's returncode for the outer bwrap: bwrap reports a signalled child as 128 + signal."""
+    return -(code - 128) if code > 128 else code
+
+
+def _umount(path: Path) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.umount2(str(path).encode(), MNT_DETACH)
+
+
+class BubblewrapBackend:
+    """Spawns bubblewrap sandboxes. ``work_root`` holds one small directory per sandbox."""
+
+    name = "bubblewrap"
+    isolated = True
+
+    def __init__(self, work_root: Path, python: str = "/usr/bin/python3.11", node: str = "/usr/bin/node",
+                 uid: int = SANDBOX_UID) -> None:  # fmt: skip
+        self.work_root = work_root
+        self.python = python
+        self.node = node
+        self.uid = uid
+        self.cgroups = cgroups.detect()
+        work_root.mkdir(parents=True, exist_ok=True)
+        os.chmod(work_root, 0o711)
+        self.etc = self._write_etc()
+
+    def _write_etc(self) -> Path:
+        etc = self.work_root / "etc"
+        etc.mkdir(exist_ok=True)
+        uid = self.uid
+        (etc / "passwd").write_text(
+            f"root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:{uid}:{uid}::/tmp:/sbin/nologin\n"
+        )
+        (etc / "group").write_text(f"root:x:0:\nsbx_user1051:x:{uid}:\n")
+        (etc / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost\n")
+        for f in etc.iterdir():
+            f.chmod(0o644)
+        etc.chmod(0o755)
+        return etc
+
+    async def spawn(self, spec: SandboxSpec) -> BubblewrapSandbox:
+        workdir = self.work_root / spec.sandbox_id
+        workdir.mkdir(mode=0o711)
+        group = None
+        if self.cgroups is not None:
+            group = await asyncio.to_thread(
+                self.cgroups.create, spec.sandbox_id, cgroups.Limits(spec.memory_mb)
+            )
+        box = BubblewrapSandbox(spec, workdir, group)
+        try:
+            await self._mount_tmp(box)
+            await self._start(box)
+        except BaseException:
+            await box.destroy()
+            raise
+        return box
+
+    async def _mount_tmp(self, box: BubblewrapSandbox) -> None:
+        image, mnt = box.workdir / "tmp.img", box.workdir / "tmp"
+        mnt.mkdir()
+        with open(image, "wb") as f:
+            f.truncate(int(box.spec.ephemeral_mb * FS_OVERHEAD) * 1024 * 1024)
+        owner = f"root_owner={self.uid}:{self.uid},nodiscard,lazy_itable_init=1"
+        await _run(
+            "mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal,^resize_inode", "-E", owner, str(image)
+        )
+        # direct I/O on the backing file: its page cache would be charged to the sandbox a second time
+        device = (await _run("losetup", "--find", "--show", "--direct-io=on", str(image))).strip()
+        try:
+            await _run("mount", "-o", "nosuid,nodev", device, str(mnt))
+            box.tmp_mounted = True
+        finally:
+            await _run("losetup", "-d", device)  # detaches itself at the unmount (autoclear)
+        image.unlink()  # the loop device keeps it alive until then
+
+    def bwrap_args(self, spec: SandboxSpec, tmp: Path, fd: int) -> list[str]:
+        args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+                "--uid", str(self.uid), "--gid", str(self.uid), "--hostname", "localhost"]  # fmt: skip
+        args += _root_mounts()
+        for name in ("passwd", "group", "hosts"):
+            args += ["--ro-bind", str(self.etc / name), f"/etc/{name}"]
+        args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(tmp), "/tmp"]
+        args += ["--ro-bind", str(spec.code_dir), "/var/task"]
+        if spec.opt_dir is not None:
+            args += ["--ro-bind", str(spec.opt_dir), "/opt"]
+        args += ["--ro-bind", str(RUNTIME_DIR), f"{AGENT_PARENT}/_lambdad_runtime"]
+        if spec.runtime.startswith("nodejs"):
+            args += ["--ro-bind", str(RUNTIME_DIR / "node"), "/var/runtime"]
+        args += ["--remount-ro", "/", "--chdir", "/var/task"]
+        for key, value in {**spec.env, "_LAMBDAD_CONTROL_FD": str(fd)}.items():
+            args += ["--setenv", key, value]
+        return args + ["--", *agent_command(self.python, spec, AGENT_PARENT, self.node)]
+
+    async def _start(self, box: BubblewrapSandbox) -> None:
+        child_end = box.child_end
+        rfd, wfd = os.pipe()
+        os.set_blocking(rfd, False)
+        box.output_fd = rfd
+        procs = [str(p) for p in box.group.procs_files()] if box.group else []
+        setpriv = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
+        bwrap = self.bwrap_args(box.spec, box.workdir / "tmp", child_end.fileno())
+        argv = ["/bin/sh", "-c", _WRAPPER, "sh", str(len(procs)), *procs, "prlimit", f"--nofile={NOFILE}",
+                "--", *setpriv, "--", *bwrap]  # fmt: skip
+        try:
+            box.proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=wfd, stderr=wfd,
+                pass_fds=(child_end.fileno(),), env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                start_new_session=True,
+            )  # fmt: skip
+        except OSError as e:
+            raise SandboxError(f"cannot start bwrap: {e}") from e
+        finally:
+            child_end.close()
+            os.close(wfd)
+
+
+def _root_mounts() -> list[str]:
+    """A read-only root of /usr, the /lib*, /bin, /sbin links or directories, and a few /etc parts."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), f"/{name}"]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), f"/{name}"]
+    for name in ETC_FILES + ETC_DIRS:
+        if (Path("/etc") / name).exists():
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    return args
+
+
+async def _run(*argv: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise SandboxError(f"{argv[0]} failed ({proc.returncode}): {out.decode(errors='replace').strip()}")
+    return out.decode()

@@ -1,0 +1,101 @@
+"""Plain processes: the same interface with NO isolation, for hosts without namespaces.
+
+The agent runs as the server's user, sees the host's files and network, and has no limits but the
+ones the caller enforces (timeouts). ``LAMBDA_TASK_ROOT`` points at the code directory instead of
+/var/task. The server must warn loudly when it uses this backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from lambdad.sandbox.base import SandboxError, SandboxSpec, agent_command
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+
+
+class ProcessSandbox:
+    def __init__(self, spec: SandboxSpec, tmp: Path) -> None:
+        self.sandbox_id = spec.sandbox_id
+        self.tmp = tmp
+        # the host end, and the end the agent inherits (closed here once it is spawned)
+        self.control, self.child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.output_fd = -1
+        self.proc: asyncio.subprocess.Process | None = None
+        self._destroyed = False
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        return await self.proc.wait()
+
+    def returncode(self) -> int | None:
+        return self.proc.returncode if self.proc else None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the agent leads its own session
+            except ProcessLookupError:
+                pass
+
+    def limit_cpu(self) -> None:
+        pass
+
+    def oom_killed(self) -> bool:
+        return False
+
+    def max_memory_bytes(self) -> int:
+        return 0
+
+    async def destroy(self) -> None:
+        if self._destroyed:
+            return
+        self._destroyed = True
+        self.kill()
+        if self.proc is not None:
+            await self.proc.wait()
+        self.control.close()
+        self.child_end.close()
+        if self.output_fd >= 0:
+            os.close(self.output_fd)
+            self.output_fd = -1
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class ProcessBackend:
+    name = "process"
+    isolated = False
+
+    def __init__(self, python: str = sys.executable, node: str = "node") -> None:
+        self.python = python
+        self.node = shutil.which(node) or node
+
+    async def spawn(self, spec: SandboxSpec) -> ProcessSandbox:
+        box = ProcessSandbox(spec, Path(tempfile.mkdtemp(prefix=f"lambdad-{spec.sandbox_id}-")))
+        child_end = box.child_end
+        rfd, wfd = os.pipe()
+        os.set_blocking(rfd, False)
+        box.output_fd = rfd
+        env = {**spec.env, "LAMBDA_TASK_ROOT": str(spec.code_dir), "TMPDIR": str(box.tmp),
+               "_LAMBDAD_CONTROL_FD": str(child_end.fileno())}  # fmt: skip
+        argv = agent_command(self.python, spec, str(RUNTIME_DIR.parent.parent), self.node)
+        argv[3] = argv[3].replace("_lambdad_runtime", "lambdad.runtime")
+        try:
+            box.proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=wfd, stderr=wfd, env=env,
+                pass_fds=(child_end.fileno(),), cwd=spec.code_dir, start_new_session=True,
+            )  # fmt: skip
+        except OSError as e:
+            await box.destroy()
+            raise SandboxError(f"cannot start the agent: {e}") from e
+        finally:
+            child_end.close()
+            os.close(wfd)
+        return box
