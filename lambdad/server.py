@@ -11,6 +11,8 @@ from urllib.parse import parse_qs
 from lambdad import __version__
 from lambdad.config import Settings
 from lambdad.environments.pool import EnvironmentPool
+from lambdad.events.queues.store import QueueStore
+from lambdad.events.queues.wiring import install_queues
 from lambdad.functions.api import function_handlers
 from lambdad.functions.arns import Arns
 from lambdad.functions.runtimes import installed_runtimes
@@ -54,6 +56,9 @@ class Server:
         )
         self.logs = LogStore(data / "logs.db", settings.region, settings.account_id)
         self.meter = Meter(data / "usage.db")
+        self.queues = QueueStore(
+            data / "queues.db", settings.region, settings.account_id, endpoint=settings.endpoint
+        )
         self.limiter = ConcurrencyLimiter(settings.max_concurrency)
         self.pool: EnvironmentPool[WarmEnvironment] = EnvironmentPool(self.limiter, settings.idle_timeout_s)
         self.invoker = InvokeService(
@@ -74,11 +79,13 @@ class Server:
             on_shutdown=self.shutdown,
         )
         install_logs(app, self.logs)
+        install_queues(app, self.queues)
         return app
 
     async def startup(self) -> None:
         self.blobs.clean_temp()
         await self.logs.start()
+        await self.queues.start()
         self.meter.start()
         await self.functions.recover()
         await self.invoker.load_reservations()
@@ -93,6 +100,7 @@ class Server:
         await self.pool.close()
         await self.meter.close()
         await self.logs.close()
+        await self.queues.close()
         await self.store.close()
         log.info("stopped")
 
