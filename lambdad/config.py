@@ -5,8 +5,10 @@ Nothing else in lambdad reads the process environment for configuration.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,10 @@ class Settings:
     idle_timeout_s: float = 600.0
     #: Log level of the server's own structured logs.
     log_level: str = "info"
+    #: Scratch space sandboxes are built from (unpacked code, per-sandbox dirs, the agent). Every
+    #: directory on its path must be traversable by the unprivileged sandbox user, which a data
+    #: directory under /root or a 0700 temp dir is not. None: /run/lambdad/<hash of data dir>.
+    runtime_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not _REGION.match(self.region):
@@ -61,6 +67,14 @@ class Settings:
                 "set both LAMBDAD_ACCESS_KEY_ID and LAMBDAD_SECRET_ACCESS_KEY, or neither "
                 "(lambdad then creates a key pair in the data directory)"
             )
+
+    def sandbox_root(self) -> Path:
+        """The runtime directory: reproducible scratch state, safe to delete while lambdad is stopped."""
+        if self.runtime_dir is not None:
+            return self.runtime_dir
+        tag = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
+        base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
+        return base / "lambdad" / tag
 
     @property
     def endpoint(self) -> str:

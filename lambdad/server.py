@@ -39,12 +39,14 @@ class Server:
         self.settings = settings
         data = settings.data_dir
         data.mkdir(parents=True, exist_ok=True)
-        # Traversable but not listable: sandboxes bind single code directories from inside it, while
-        # the secrets and databases in it are 0600.
-        data.chmod(0o711)
+        data.chmod(0o700)
         self.credentials = auth.load_or_create(data, settings.access_key_id, settings.secret_access_key)
         self.store = SqliteStore(data / "lambdad.db")
-        self.blobs = BlobStore(data)
+        runtime = settings.sandbox_root()
+        for path in (runtime.parent, runtime):
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o711)
+        self.blobs = BlobStore(data, code_root=runtime / "code")
         self.arns = Arns(settings.region, settings.account_id)
         self.functions = FunctionService(
             self.store,
@@ -143,7 +145,7 @@ def make_backend(settings: Settings) -> SandboxBackend:
     from lambdad.sandbox.bubblewrap import BubblewrapBackend
 
     return BubblewrapBackend(
-        settings.data_dir / "sandboxes",
+        settings.sandbox_root() / "sandboxes",
         python=str(python or "/usr/bin/python3"),
         node=str(node or "/usr/bin/node"),
     )

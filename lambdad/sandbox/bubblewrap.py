@@ -16,10 +16,14 @@ OOM-killed); page-cache pages of a real file system are reclaimable, so /tmp fil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import fcntl
 import os
 import shutil
 import socket
+import stat
+import time
 from pathlib import Path
 
 from lambdad.sandbox import cgroups
@@ -128,6 +132,20 @@ class BubblewrapBackend:
         work_root.mkdir(parents=True, exist_ok=True)
         os.chmod(work_root, 0o711)
         self.etc = self._write_etc()
+        self.runtime_dir = self._copy_runtime()
+
+    def _copy_runtime(self) -> Path:
+        """A copy of the in-sandbox code where the sandbox user can reach it: lambdad may be installed
+        under a directory (such as /root) that uid 993 cannot traverse."""
+        target = self.work_root / "runtime"
+        staging = self.work_root / f".runtime-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(RUNTIME_DIR, staging, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for path in [staging, *staging.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        return target
 
     def _write_etc(self) -> Path:
         etc = self.work_root / "etc"
@@ -170,7 +188,7 @@ class BubblewrapBackend:
             "mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal,^resize_inode", "-E", owner, str(image)
         )
         # direct I/O on the backing file: its page cache would be charged to the sandbox a second time
-        device = (await _run("losetup", "--find", "--show", "--direct-io=on", str(image))).strip()
+        device = await _attach_loop(image)
         try:
             await _run("mount", "-o", "nosuid,nodev", device, str(mnt))
             box.tmp_mounted = True
@@ -188,9 +206,9 @@ class BubblewrapBackend:
         args += ["--ro-bind", str(spec.code_dir), "/var/task"]
         if spec.opt_dir is not None:
             args += ["--ro-bind", str(spec.opt_dir), "/opt"]
-        args += ["--ro-bind", str(RUNTIME_DIR), f"{AGENT_PARENT}/_lambdad_runtime"]
+        args += ["--ro-bind", str(self.runtime_dir), f"{AGENT_PARENT}/_lambdad_runtime"]
         if spec.runtime.startswith("nodejs"):
-            args += ["--ro-bind", str(RUNTIME_DIR / "node"), "/var/runtime"]
+            args += ["--ro-bind", str(self.runtime_dir / "node"), "/var/runtime"]
         args += ["--remount-ro", "/", "--chdir", "/var/task"]
         for key, value in {**spec.env, "_LAMBDAD_CONTROL_FD": str(fd)}.items():
             args += ["--setenv", key, value]
@@ -232,6 +250,44 @@ def _root_mounts() -> list[str]:
         if (Path("/etc") / name).exists():
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     return args
+
+
+LOOP_CTL_GET_FREE = 0x4C82
+LOOP_ATTACH_ATTEMPTS = 20
+
+
+def _free_loop_device() -> str:
+    """Ask the kernel for a free loop device, creating one if all are busy, and wait for its node.
+
+    ``losetup --find`` does the same but opens /dev/loopN at once; on hosts without udev the node of a
+    newly created device appears a moment later (devtmpfs), so past the pre-made devices it fails.
+    """
+    control = os.open("/dev/loop-control", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        number = fcntl.ioctl(control, LOOP_CTL_GET_FREE)
+    finally:
+        os.close(control)
+    device = f"/dev/loop{number}"
+    for _ in range(200):
+        if os.path.exists(device):
+            return device
+        time.sleep(0.005)
+    with contextlib.suppress(FileExistsError):  # devtmpfs may have made it just now
+        os.mknod(device, 0o660 | stat.S_IFBLK, os.makedev(7, number))
+    return device
+
+
+async def _attach_loop(image: Path) -> str:
+    """Attach ``image`` to a loop device with direct I/O; retries when another sandbox raced for it."""
+    error: SandboxError | None = None
+    for _ in range(LOOP_ATTACH_ATTEMPTS):
+        device = await asyncio.to_thread(_free_loop_device)
+        try:
+            await _run("losetup", "--direct-io=on", device, str(image))
+            return device
+        except SandboxError as exc:
+            error = exc
+    raise SandboxError(f"no loop device could be attached for /tmp: {error}")
 
 
 async def _run(*argv: str) -> str:

@@ -27,9 +27,10 @@ class BlobStore:
     """Code and layer zips as content-addressed files under <data_dir>/blobs/sha256/ab/abcdef...,
     plus unpacked trees cached by hash under <data_dir>/code/<hex>/ ."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, code_root: Path | None = None) -> None:
         self._blobs = root / "blobs" / "sha256"
-        self._code = root / "code"
+        # Unpacked trees are bound into sandboxes, so they may live outside the (private) data dir.
+        self._code = code_root or root / "code"
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._code.mkdir(parents=True, exist_ok=True)
         self._locks: dict[str, threading.Lock] = {}

@@ -1,0 +1,446 @@
+"""Invoke through the real server: runtimes, errors, limits, isolation, concurrency and logs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import create_kwargs
+from tests.serverproc import ServerProcess, make_zip
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed")
+
+
+def deploy(lam: Any, source: str, **overrides: Any) -> str:
+    name = f"inv-{uuid.uuid4().hex[:10]}"
+    files = {"handler.py": source} if isinstance(source, str) else source
+    lam.create_function(**create_kwargs(name, make_zip(files), **overrides))
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
+    )
+    return name
+
+
+def call(lam: Any, name: str, payload: Any = None, **kwargs: Any) -> tuple[dict[str, Any], Any]:
+    response = lam.invoke(
+        FunctionName=name, Payload=json.dumps(payload if payload is not None else {}), **kwargs
+    )
+    raw = response["Payload"].read()
+    return response, json.loads(raw) if raw else None
+
+
+def log_of(response: dict[str, Any]) -> str:
+    return base64.b64decode(response["LogResult"]).decode()
+
+
+def test_python_handler_context_and_warm_reuse(lam: Any) -> None:
+    name = deploy(
+        lam,
+        "import os\nCOUNT = 0\n"
+        "def handler(event, context):\n"
+        "    global COUNT\n    COUNT += 1\n"
+        "    print('seen', event)\n"
+        "    return {'event': event, 'count': COUNT, 'request_id': context.aws_request_id,\n"
+        "            'name': context.function_name, 'version': context.function_version,\n"
+        "            'arn': context.invoked_function_arn, 'memory': context.memory_limit_in_mb,\n"
+        "            'group': context.log_group_name, 'stream': context.log_stream_name,\n"
+        "            'remaining': context.get_remaining_time_in_millis(),\n"
+        "            'env': {k: v for k, v in os.environ.items()}}\n",
+        Timeout=7,
+        Environment={"Variables": {"MY_VAR": "mine"}},
+    )
+    first, body = call(lam, name, {"a": 1}, LogType="Tail")
+    assert first["StatusCode"] == 200 and "FunctionError" not in first
+    assert first["ExecutedVersion"] == "$LATEST"
+    assert body["event"] == {"a": 1} and body["count"] == 1
+    assert body["request_id"] == first["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert (body["name"], body["version"], body["memory"]) == (name, "$LATEST", "128")
+    assert body["arn"].endswith(f":function:{name}")
+    assert body["group"] == f"/aws/lambda/{name}"
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", body["stream"])
+    assert 5000 < body["remaining"] <= 7000
+    env = body["env"]
+    assert env["MY_VAR"] == "mine" and env["AWS_LAMBDA_FUNCTION_NAME"] == name
+    for key in (
+        "_HANDLER",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_EXECUTION_ENV",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "TZ",
+        "PATH",
+    ):
+        assert key in env, key
+    assert env["LAMBDA_TASK_ROOT"] == "/var/task"
+    assert not any(k.startswith("LAMBDAD_") for k in env), "the server's environment leaked"
+    assert "PYTEST_CURRENT_TEST" not in env
+    tail = log_of(first)
+    rid = body["request_id"]
+    assert f"START RequestId: {rid} Version: $LATEST" in tail
+    assert "seen {'a': 1}" in tail
+    assert re.search(
+        rf"REPORT RequestId: {rid}\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\tMemory Size: 128 MB\t"
+        r"Max Memory Used: \d+ MB\tInit Duration: [\d.]+ ms",
+        tail,
+    ), tail
+    second, body2 = call(lam, name, {"a": 2}, LogType="Tail")
+    assert body2["count"] == 2, "a warm environment keeps its globals"
+    assert body2["stream"] == body["stream"]
+    assert "Init Duration" not in log_of(second)
+
+
+def test_unhandled_error_shape(lam: Any) -> None:
+    name = deploy(lam, "def handler(event, context):\n    raise ValueError('Handler fails')\n")
+    response, body = call(lam, name)
+    assert response["FunctionError"] == "Unhandled" and response["StatusCode"] == 200
+    assert body["errorType"] == "ValueError" and body["errorMessage"] == "Handler fails"
+    assert body["requestId"] == response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert body["stackTrace"] and 'File "/var/task/handler.py", line 2, in handler' in body["stackTrace"][0]
+
+
+@pytest.mark.parametrize(
+    ("files", "handler", "error_type", "message"),
+    [
+        (
+            {"handler.py": "x = 1\n"},
+            "missing.handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'missing'",
+        ),
+        (
+            {"handler.py": "x = 1\n"},
+            "handler.nope",
+            "Runtime.HandlerNotFound",
+            "Handler 'nope' missing on module 'handler'",
+        ),
+        (
+            {"handler.py": "def handler(:\n"},
+            "handler.handler",
+            "Runtime.UserCodeSyntaxError",
+            "Syntax error in module 'handler'",
+        ),
+    ],
+)
+def test_init_errors(lam: Any, files: dict[str, str], handler: str, error_type: str, message: str) -> None:
+    name = deploy(lam, files, Handler=handler)
+    response, body = call(lam, name)
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == error_type
+    assert message in body["errorMessage"]
+
+
+def test_timeout_restarts_the_runtime(lam: Any) -> None:
+    name = deploy(
+        lam,
+        "import time\nSTARTED = time.time()\n"
+        "def handler(event, context):\n"
+        "    if event.get('sleep'):\n        time.sleep(event['sleep'])\n"
+        "    return STARTED\n",
+        Timeout=1,
+    )
+    _, before = call(lam, name)
+    response, body = call(lam, name, {"sleep": 5}, LogType="Tail")
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Sandbox.Timedout"
+    assert re.fullmatch(
+        r"RequestId: [0-9a-f-]{36} Error: Task timed out after 1\.00 seconds", body["errorMessage"]
+    )
+    assert "Task timed out after 1.00 seconds" in log_of(response)
+    _, after = call(lam, name)
+    assert after != before, "a new runtime started after the timeout"
+
+
+def test_out_of_memory_is_killed(lam: Any) -> None:
+    name = deploy(
+        lam,
+        "def handler(event, context):\n    blocks = []\n"
+        "    while True:\n        blocks.append(bytearray(16 * 1024 * 1024))\n",
+        MemorySize=128,
+        Timeout=20,
+    )
+    response, body = call(lam, name)
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.OutOfMemory"
+    assert body["errorMessage"].endswith("Error: Runtime exited with error: signal: killed")
+
+
+def test_tmp_is_sized_and_not_charged_to_memory(lam: Any) -> None:
+    name = deploy(
+        lam,
+        "import errno\n"
+        "def handler(event, context):\n"
+        "    written = 0\n"
+        "    chunk = b'x' * (1 << 20)\n"
+        "    try:\n"
+        "        with open('/tmp/fill', 'wb') as out:\n"
+        "            for _ in range(700):\n"
+        "                out.write(chunk); written += 1\n"
+        "                out.flush()\n"
+        "    except OSError as exc:\n"
+        "        return {'errno': exc.errno == errno.ENOSPC, 'mb': written}\n"
+        "    return {'errno': False, 'mb': written}\n",
+        MemorySize=128,
+        Timeout=60,
+    )
+    response, body = call(lam, name)
+    assert "FunctionError" not in response, body
+    assert body["errno"] is True and 400 <= body["mb"] <= 512
+
+
+def test_isolation_probes(server: ServerProcess, lam: Any) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    name = deploy(
+        lam,
+        "import os, socket, json\n"
+        "def probe(fn):\n"
+        "    try:\n        return fn()\n    except Exception as exc:\n        return type(exc).__name__\n"
+        "def connect(port):\n"
+        "    s = socket.socket(); s.settimeout(1)\n"
+        "    try:\n        s.connect(('127.0.0.1', port)); return 'connected'\n    finally:\n        s.close()\n"
+        "def handler(event, context):\n"
+        "    return {\n"
+        "        'pids': [p for p in os.listdir('/proc') if p.isdigit()],\n"
+        "        'uid': os.getuid(),\n"
+        "        'root': probe(lambda: os.listdir('/root')),\n"
+        "        'home': probe(lambda: os.listdir('/home')),\n"
+        "        'data': probe(lambda: os.listdir(event['data'])),\n"
+        "        'task_write': probe(lambda: open('/var/task/x', 'w').write('x')),\n"
+        "        'server_port': probe(lambda: connect(event['server_port'])),\n"
+        "        'host_port': probe(lambda: connect(event['host_port'])),\n"
+        "        'hostname': socket.gethostname(),\n"
+        "        'ifaces': os.listdir('/sys/class/net') if os.path.exists('/sys/class/net') else [],\n"
+        "    }\n",
+    )
+    _, body = call(lam, name, {"data": str(server.data_dir), "server_port": server.port, "host_port": port})
+    listener.close()
+    assert len(body["pids"]) <= 3, body["pids"]
+    assert body["uid"] != 0
+    assert body["root"] in ("FileNotFoundError", "PermissionError", [])
+    assert body["home"] in ("FileNotFoundError", "PermissionError", [])
+    assert body["data"] == "FileNotFoundError"
+    assert body["task_write"] in ("OSError", "PermissionError")
+    assert body["server_port"] != "connected" and body["host_port"] != "connected"
+
+
+def test_parallel_invocations_run_concurrently(lam: Any) -> None:
+    name = deploy(
+        lam, "import time\ndef handler(event, context):\n    time.sleep(1)\n    return event\n", Timeout=10
+    )
+    call(lam, name, {"warm": True})
+    started = time.monotonic()
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda i: call(lam, name, {"i": i})[1], range(10)))
+    elapsed = time.monotonic() - started
+    assert results == [{"i": i} for i in range(10)]
+    assert elapsed < 4.0, f"10 parallel 1 s invocations took {elapsed:.1f} s"
+
+
+def test_reserved_concurrency_throttles(lam: Any) -> None:
+    name = deploy(
+        lam,
+        "import time\ndef handler(event, context):\n    time.sleep(event.get('sleep', 0))\n    return 1\n",
+        Timeout=10,
+    )
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    with pytest.raises(ClientError) as exc:
+        call(lam, name)
+    assert exc.value.response["Error"]["Code"] == "TooManyRequestsException"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert exc.value.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    errors: list[str] = []
+    blocker = threading.Thread(target=lambda: call(lam, name, {"sleep": 2}))
+    blocker.start()
+    time.sleep(0.8)
+    try:
+        call(lam, name)
+    except ClientError as error:
+        errors.append(error.response["Error"]["Code"])
+    blocker.join()
+    assert errors == ["TooManyRequestsException"]
+    assert call(lam, name)[1] == 1
+
+
+def test_invocation_types_and_payload_errors(lam: Any) -> None:
+    name = deploy(lam, "def handler(event, context):\n    print('async', event)\n    return event\n")
+    dry = lam.invoke(FunctionName=name, InvocationType="DryRun")
+    assert dry["StatusCode"] == 204
+    event = lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"async": 1}')
+    assert event["StatusCode"] == 202
+    with pytest.raises(ClientError) as exc:
+        lam.invoke(FunctionName=name, Payload=b"not json")
+    assert exc.value.response["Error"]["Code"] == "InvalidRequestContentException"
+    with pytest.raises(ClientError) as exc:
+        lam.invoke(FunctionName=name, Payload=b'"' + b"x" * (6 * 1024 * 1024) + b'"')
+    assert exc.value.response["Error"]["Code"] == "RequestEntityTooLargeException"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    with pytest.raises(ClientError) as exc:
+        lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'"' + b"x" * (1024 * 1024 + 10) + b'"')
+    assert exc.value.response["Error"]["Code"] == "RequestEntityTooLargeException"
+    with pytest.raises(ClientError) as exc:
+        lam.invoke(FunctionName="does-not-exist-fn")
+    assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_response_too_large(lam: Any) -> None:
+    name = deploy(
+        lam, "def handler(event, context):\n    return 'x' * (6 * 1024 * 1024 + 100)\n", MemorySize=512
+    )
+    response, body = call(lam, name)
+    assert response["FunctionError"] == "Unhandled"
+    assert body == {
+        "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
+
+
+def test_node_handler(lam: Any) -> None:
+    name = deploy(
+        lam,
+        {
+            "index.mjs": "let n = 0;\nexport const handler = async (event, context) => {\n"
+            "  n += 1; console.log('node says', JSON.stringify(event));\n"
+            "  return {n, event, rid: context.awsRequestId, mem: context.memoryLimitInMB};\n};\n"
+        },
+        Runtime="nodejs20.x",
+        Handler="index.handler",
+    )
+    response, body = call(lam, name, {"x": 1}, LogType="Tail")
+    assert "FunctionError" not in response, body
+    assert body["event"] == {"x": 1} and body["n"] == 1 and body["mem"] == "128"
+    assert body["rid"] == response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert 'INFO\tnode says {"x":1}' in log_of(response)
+    assert call(lam, name)[1]["n"] == 2
+
+
+def test_node_error(lam: Any) -> None:
+    name = deploy(
+        lam,
+        {"index.js": "exports.handler = async () => { throw new TypeError('bad thing'); };\n"},
+        Runtime="nodejs20.x",
+        Handler="index.handler",
+    )
+    response, body = call(lam, name)
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "TypeError" and body["errorMessage"] == "bad thing"
+
+
+BOOTSTRAP = """#!/bin/sh
+set -eu
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+while true; do
+  HEADERS=$(mktemp)
+  EVENT=$(/usr/bin/python3 -c "
+import sys, urllib.request
+r = urllib.request.urlopen('$API/invocation/next')
+open('$HEADERS', 'w').write(r.headers['Lambda-Runtime-Aws-Request-Id'])
+sys.stdout.write(r.read().decode())
+")
+  ID=$(cat "$HEADERS")
+  /usr/bin/python3 -c "
+import urllib.request
+body = ('{\\"custom\\": true, \\"event\\": ' + '''$EVENT''' + '}').encode()
+urllib.request.urlopen(urllib.request.Request('$API/invocation/$ID/response', data=body, method='POST'))
+"
+done
+"""
+
+
+def test_custom_runtime_bootstrap(lam: Any) -> None:
+    name = f"inv-{uuid.uuid4().hex[:10]}"
+    package = make_zip({"bootstrap": BOOTSTRAP}, modes={"bootstrap": 0o755})
+    lam.create_function(**create_kwargs(name, package, Runtime="provided.al2023", Handler="function.handler"))
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
+    response, body = call(lam, name, {"k": "v"})
+    assert "FunctionError" not in response, body
+    assert body == {"custom": True, "event": {"k": "v"}}
+
+
+def test_logs_reach_the_logs_api_and_cli(server: ServerProcess, lam: Any) -> None:
+    name = deploy(lam, "def handler(event, context):\n    print('marker-line', event['n'])\n    return 1\n")
+    for n in range(3):
+        call(lam, name, {"n": n})
+    logs = server.client("logs")
+    group = f"/aws/lambda/{name}"
+    deadline = time.monotonic() + 10
+    messages: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            events = logs.filter_log_events(logGroupName=group)["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            events = []  # the group appears with the first batch the log store writes
+        messages = [e["message"] for e in events]
+        if sum("REPORT RequestId" in m for m in messages) >= 3:
+            break
+        time.sleep(0.2)
+    assert sum(m.startswith("START RequestId") for m in messages) == 3
+    assert [m for m in messages if m.startswith("marker-line")] == [f"marker-line {n}\n" for n in range(3)]
+    streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    assert len(streams) == 1 and "[$LATEST]" in streams[0]["logStreamName"]
+    out = server.aws_cli(
+        "logs", "filter-log-events", "--log-group-name", group, "--filter-pattern", "marker-line"
+    )
+    assert out.stdout.count("marker-line") == 3
+
+
+def test_no_process_left_after_delete(lam: Any) -> None:
+    name = deploy(
+        lam,
+        "import subprocess\ndef handler(event, context):\n"
+        "    subprocess.Popen(['/bin/sleep', '300'])\n    return 'ok'\n",
+    )
+    marker = f"{name}"
+    call(lam, name)
+    assert _sandbox_processes() > 0
+    lam.delete_function(FunctionName=marker)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _sleepers():
+        time.sleep(0.1)
+    assert _sleepers() == 0
+
+
+def _sandbox_processes() -> int:
+    out = subprocess.run(["pgrep", "-f", "_lambdad_runtime"], capture_output=True, text=True).stdout
+    return len(out.split())
+
+
+def _sleepers() -> int:
+    out = subprocess.run(["pgrep", "-f", "^/bin/sleep 300$"], capture_output=True, text=True).stdout
+    return len(out.split())
+
+
+def test_crash_and_fork_bomb_leave_server_healthy(server: ServerProcess, lam: Any) -> None:
+    crash = deploy(lam, "import os\ndef handler(event, context):\n    os._exit(3)\n")
+    response, body = call(lam, crash)
+    assert response["FunctionError"] == "Unhandled" and body["errorType"] == "Runtime.ExitError"
+    bomb = deploy(
+        lam,
+        "import os, time\ndef handler(event, context):\n"
+        "    n = 0\n    try:\n        while True:\n            if os.fork() == 0:\n                time.sleep(30); os._exit(0)\n"
+        "            n += 1\n    except OSError:\n        return n\n",
+        Timeout=20,
+        MemorySize=1769,  # a full vCPU: at 128 MB's CPU share, 1024 forks outlast the timeout
+    )
+    _, forked = call(lam, bomb)
+    assert isinstance(forked, int) and forked < 1024
+    echo = deploy(lam, "def handler(event, context):\n    return event\n")
+    assert call(lam, echo, {"still": "fine"})[1] == {"still": "fine"}
+    lam.delete_function(FunctionName=bomb)
