@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -92,6 +93,19 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds before an idle warm environment is reaped (default %(default)s)",
     )
     serve.add_argument(
+        "--metrics-retention-days",
+        type=float,
+        default=defaults.metrics_retention_days,
+        help="days of metrics kept (default %(default)s)",
+    )
+    serve.add_argument(
+        "--runtime-dir",
+        type=Path,
+        default=None,
+        help="scratch dir sandboxes are built from; must be traversable by the sandbox user "
+        "(default /run/lambdad/<hash of data dir>)",
+    )
+    serve.add_argument(
         "--log-level", default=defaults.log_level, choices=("debug", "info", "warning", "error")
     )
     return parser
@@ -99,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     key, secret = credentials_from_env()
+    metrics_token = os.environ.get("LAMBDAD_METRICS_TOKEN")
     return Settings(
         host=args.host,
         port=args.port,
@@ -111,6 +126,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         max_concurrency=args.max_concurrency,
         idle_timeout_s=args.idle_timeout,
         log_level=args.log_level,
+        metrics_retention_days=args.metrics_retention_days,
+        metrics_token=metrics_token,
+        runtime_dir=args.runtime_dir,
     )
 
 

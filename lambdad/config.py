@@ -46,6 +46,10 @@ class Settings:
     idle_timeout_s: float = 600.0
     #: Log level of the server's own structured logs.
     log_level: str = "info"
+    #: Days of CloudWatch-compatible metrics kept (AWS keeps 1-minute data for 15 days).
+    metrics_retention_days: float = 15.0
+    #: Bearer token that /metrics (Prometheus) requires; None serves it to loopback clients only.
+    metrics_token: str | None = field(default=None, repr=False)
     #: Scratch space sandboxes are built from (unpacked code, per-sandbox dirs, the agent). Every
     #: directory on its path must be traversable by the unprivileged sandbox user, which a data
     #: directory under /root or a 0700 temp dir is not. None: /run/lambdad/<hash of data dir>.

@@ -24,6 +24,8 @@ from lambdad.invoke.concurrency import ConcurrencyLimiter
 from lambdad.invoke.service import InvokeService, WarmEnvironment
 from lambdad.observe.logstore import LogStore
 from lambdad.observe.metering import Meter
+from lambdad.observe.metrics import MetricStore
+from lambdad.observe.metrics_wiring import install_metrics
 from lambdad.observe.wiring import install_logs
 from lambdad.sandbox.base import SandboxBackend
 from lambdad.store.blobs import BlobStore
@@ -58,13 +60,14 @@ class Server:
         )
         self.logs = LogStore(data / "logs.db", settings.region, settings.account_id)
         self.meter = Meter(data / "usage.db")
+        self.metrics = MetricStore(data / "metrics.db", retention_days=settings.metrics_retention_days)
         self.queues = QueueStore(
             data / "queues.db", settings.region, settings.account_id, endpoint=settings.endpoint
         )
         self.limiter = ConcurrencyLimiter(settings.max_concurrency)
         self.pool: EnvironmentPool[WarmEnvironment] = EnvironmentPool(self.limiter, settings.idle_timeout_s)
         self.invoker = InvokeService(
-            settings, self.functions, self.pool, make_backend(settings), self.logs, self.meter
+            settings, self.functions, self.pool, make_backend(settings), self.logs, self.meter, self.metrics
         )
         self.started_at = time.time()
         self.ready = False
@@ -82,6 +85,7 @@ class Server:
         )
         install_logs(app, self.logs)
         install_queues(app, self.queues)
+        install_metrics(app, self.metrics, self.settings.metrics_token)
         return app
 
     async def startup(self) -> None:
@@ -89,6 +93,10 @@ class Server:
         await self.logs.start()
         await self.queues.start()
         self.meter.start()
+        await self.metrics.start()
+        self.metrics.set_concurrency_source(
+            lambda: dict(self.limiter.in_flight), lambda: self.limiter.unreserved_in_flight
+        )
         await self.functions.recover()
         await self.invoker.load_reservations()
         self.pool.start()
@@ -101,6 +109,7 @@ class Server:
         await self.invoker.close()
         await self.pool.close()
         await self.meter.close()
+        await self.metrics.close()
         await self.logs.close()
         await self.queues.close()
         await self.store.close()

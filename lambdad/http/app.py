@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from lambdad.http import awsmodel
+from lambdad.http import awsmodel, query, rpc
 from lambdad.http.errors import (
     AwsError,
     InvalidRequestContentException,
@@ -92,6 +92,8 @@ class App:
         self.authenticate = authenticate
         self.raw_routes = raw_routes or {}
         self.json_services = json_services or {}
+        #: Services on the query protocol (``POST /``, form-encoded ``Action``), by API version.
+        self.query_services: dict[str, query.QueryService] = {}
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
 
@@ -144,6 +146,18 @@ class App:
                 if target is not None:
                     protocol = Protocol.JSON
                     status, out_headers, body = await self._json(request, target, receive)
+                elif request.path.startswith(rpc.PREFIX):
+                    protocol = Protocol.RPC_V2_CBOR
+                    request.body = await _read_body(receive, DEFAULT_BODY_LIMIT, "request")
+                    status, out_headers, body = await rpc.handle(
+                        request, self.json_services, self.authenticate
+                    )
+                elif request.path == "/" and self.query_services:
+                    protocol = Protocol.QUERY
+                    request.body = await _read_body(receive, DEFAULT_BODY_LIMIT, "request")
+                    status, out_headers, body = await query.handle(
+                        request, self.query_services, self.authenticate
+                    )
                 else:
                     status, out_headers, body = await self._rest(request, receive)
         except AwsError as error:
@@ -155,7 +169,7 @@ class App:
         await _respond(send, status, out_headers + request.response_headers, body, request.request_id)
 
     def _raw_route(self, path: str) -> RawRoute | None:
-        if not self.raw_routes or not path.startswith(("/health", "/_lambdad/")):
+        if not self.raw_routes or not path.startswith(("/health", "/_lambdad/", "/metrics")):
             return None
         for prefix, route in self.raw_routes.items():
             if path == prefix or path.startswith(prefix + "/"):

@@ -33,6 +33,7 @@ from lambdad.http.errors import (
 from lambdad.invoke import loglines
 from lambdad.invoke.concurrency import Throttled
 from lambdad.observe.metering import Meter
+from lambdad.observe.metrics import MetricStore
 from lambdad.sandbox.base import SandboxBackend, SandboxSpec
 from lambdad.store.base import FunctionRecord
 
@@ -96,6 +97,7 @@ class InvokeService:
         backend: SandboxBackend,
         logs: LogSink,
         meter: Meter,
+        metrics: MetricStore,
     ) -> None:
         self.settings = settings
         self.functions = functions
@@ -104,6 +106,7 @@ class InvokeService:
         self.backend = backend
         self.logs = logs
         self.meter = meter
+        self.metrics = metrics
         self._records: dict[str, FunctionRecord] = {}
         self._background: set[asyncio.Task[None]] = set()
         functions.listeners.append(self._function_changed)
@@ -157,10 +160,15 @@ class InvokeService:
                     f"Request must be smaller than {MAX_ASYNC_PAYLOAD} bytes for the InvokeFunction operation"
                 )
             task = asyncio.get_running_loop().create_task(self._run_async(record, payload, request_id))
+            self.metrics.record("AsyncEventsReceived", {"FunctionName": record.name}, 1, "Count")
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return {"StatusCode": 202}
-        outcome, lines = await self.run(record, payload, request_id, params.get("ClientContext"))
+        try:
+            outcome, lines = await self.run(record, payload, request_id, params.get("ClientContext"))
+        except Throttled:
+            self.metrics.record_throttle(record.name, None)
+            raise
         result: dict[str, Any] = {"StatusCode": 200, "Payload": outcome.payload, "ExecutedVersion": "$LATEST"}
         if outcome.kind != "ok":
             result["FunctionError"] = "Unhandled"
@@ -306,6 +314,9 @@ class InvokeService:
             record.config["LoggingConfig"]["LogGroup"], warm.stream, [(now, line) for line in lines]
         )
         self.meter.record(record.name, loglines.billed_ms(outcome.duration_ms), memory, outcome.kind != "ok")
+        self.metrics.record_invocation(
+            record.name, None, record.version, outcome.duration_ms, outcome.kind != "ok"
+        )
         return lines
 
     async def close(self) -> None:
