@@ -12,15 +12,18 @@ PORT ?= 9000
 
 setup: system-deps $(STAMP)
 
-# Debian packages lambdad needs at run time: bubblewrap (sandboxes). Installed only when run as root
-# and missing, so repeated runs are quick.
+# Debian packages lambdad needs at run time: bubblewrap (sandboxes), e2fsprogs (mkfs.ext4 for each
+# sandbox's /tmp), util-linux (losetup, setpriv, prlimit). Installed only when run as root and
+# missing, so repeated runs are quick.
+SYSTEM_TOOLS := bwrap mkfs.ext4 losetup setpriv prlimit
 system-deps:
-	@if ! command -v bwrap >/dev/null 2>&1; then \
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing bubblewrap (apt-get)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+			echo "installing bubblewrap, e2fsprogs, util-linux (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap e2fsprogs util-linux >/dev/null; \
 		else \
-			echo "WARNING: bubblewrap (bwrap) is missing; install it (apt-get install bubblewrap) or run with --sandbox process"; \
+			echo "WARNING: missing$$missing; install bubblewrap e2fsprogs util-linux, or run with --sandbox process"; \
 		fi; \
 	fi
 
