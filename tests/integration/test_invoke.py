@@ -444,3 +444,26 @@ def test_crash_and_fork_bomb_leave_server_healthy(server: ServerProcess, lam: An
     echo = deploy(lam, "def handler(event, context):\n    return event\n")
     assert call(lam, echo, {"still": "fine"})[1] == {"still": "fine"}
     lam.delete_function(FunctionName=bomb)
+
+
+def test_idle_environments_are_reaped(new_server: Any, tmp_path: Any) -> None:
+    server = new_server(tmp_path / "reap", args=["--idle-timeout", "1"])
+    lam = server.client("lambda")
+    name = deploy(lam, "def handler(event, context):\n    return 'awake'\n")
+    assert call(lam, name)[1] == "awake"
+    assert _runtime_processes_of(server) > 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _runtime_processes_of(server) > 0:
+        time.sleep(0.2)
+    assert _runtime_processes_of(server) == 0, "the idle environment was not reaped"
+    response, body = call(lam, name, LogType="Tail")
+    assert body == "awake" and "Init Duration" in log_of(response), "a reaped function starts cold again"
+
+
+def _runtime_processes_of(server: ServerProcess) -> int:
+    """bwrap processes of this server's sandboxes: their command lines name its runtime dir."""
+    from lambdad.config import Settings
+
+    root = Settings(data_dir=server.data_dir).sandbox_root()
+    out = subprocess.run(["pgrep", "-f", f"bwrap .*{root}/"], capture_output=True, text=True)
+    return len(out.stdout.split())
