@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from lambdad import __version__
+from lambdad.client import deploy, functions, invoke, logs, usage
+from lambdad.client.errors import run_guarded
 from lambdad.config import Settings, SettingsError, credentials_from_env
 
 _DESCRIPTION = """\
@@ -93,6 +95,14 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds before an idle warm environment is reaped (default %(default)s)",
     )
     serve.add_argument(
+        "--async-retry-delay",
+        type=float,
+        default=defaults.async_retry_delay_s,
+        metavar="SECONDS",
+        help="delay before the first retry of a failed async invocation; the next waits twice as long "
+        "(default %(default)s)",
+    )
+    serve.add_argument(
         "--metrics-retention-days",
         type=float,
         default=defaults.metrics_retention_days,
@@ -108,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default=defaults.log_level, choices=("debug", "info", "warning", "error")
     )
+    for command in (deploy, invoke, logs, functions, usage):
+        command.register(commands)
     return parser
 
 
@@ -125,6 +137,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         sandbox=args.sandbox,
         max_concurrency=args.max_concurrency,
         idle_timeout_s=args.idle_timeout,
+        async_retry_delay_s=args.async_retry_delay,
         log_level=args.log_level,
         metrics_retention_days=args.metrics_retention_days,
         metrics_token=metrics_token,
@@ -165,6 +178,9 @@ def serve(settings: Settings) -> int:
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=10,
+        # SDKs pool keep-alive connections; closing them after uvicorn's default 5 s idle races with a
+        # client reusing one (ConnectionClosedError). AWS's endpoints keep idle connections far longer.
+        timeout_keep_alive=75,
     )
     http_server = uvicorn.Server(config)
     # uvicorn re-raises the stopping signal once it has shut down, under the handler that was in place
@@ -189,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsError as exc:
             parser.error(str(exc))
         return serve(settings)
-    return 2
+    return run_guarded(args.run, args)
 
 
 if __name__ == "__main__":
