@@ -89,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         help="account-wide concurrent executions (default %(default)s)",
     )
     serve.add_argument(
+        "--prespawn",
+        type=int,
+        default=defaults.prespawn,
+        help="generic sandboxes started ahead of demand to make cold starts fast (default %(default)s)",
+    )
+    serve.add_argument(
         "--idle-timeout",
         type=float,
         default=defaults.idle_timeout_s,
@@ -137,6 +143,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         sandbox=args.sandbox,
         max_concurrency=args.max_concurrency,
         idle_timeout_s=args.idle_timeout,
+        prespawn=args.prespawn,
         async_retry_delay_s=args.async_retry_delay,
         log_level=args.log_level,
         metrics_retention_days=args.metrics_retention_days,

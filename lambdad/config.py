@@ -42,8 +42,14 @@ class Settings:
     sandbox: str = "bubblewrap"
     #: Account-wide concurrent executions (AWS's default quota is 1000).
     max_concurrency: int = 1000
+    #: Generic sandboxes kept started ahead of demand, so a cold start only mounts code and imports
+    #: the handler (same isolation as any sandbox). 0 turns it off.
+    prespawn: int = 2
     #: Seconds an idle warm environment is kept before it is reaped.
     idle_timeout_s: float = 600.0
+    #: Seconds before the first retry of a failed asynchronous invocation; the second waits twice as
+    #: long (AWS: about one and two minutes).
+    async_retry_delay_s: float = 60.0
     #: Log level of the server's own structured logs.
     log_level: str = "info"
     #: Days of CloudWatch-compatible metrics kept (AWS keeps 1-minute data for 15 days).
@@ -64,6 +70,8 @@ class Settings:
             raise SettingsError(f"--port {self.port} must be between 1 and 65535")
         if self.sandbox not in ("bubblewrap", "process"):
             raise SettingsError(f"--sandbox {self.sandbox!r} must be 'bubblewrap' or 'process'")
+        if self.async_retry_delay_s < 0:
+            raise SettingsError("--async-retry-delay must be 0 or more seconds")
         if self.max_concurrency < 1:
             raise SettingsError("--max-concurrency must be at least 1")
         if (self.access_key_id is None) != (self.secret_access_key is None):

@@ -162,7 +162,7 @@ class Environment:
 
     async def _init(self, timeout_s: float, started: float) -> None:
         self.reader, self.writer = await asyncio.open_unix_connection(sock=self.sandbox.control)
-        self.writer.write(P.encode(P.INIT))
+        self.writer.write(P.encode(P.INIT, self.sandbox.init_header))
         try:
             frame = await asyncio.wait_for(self._read(), timeout_s)
         except TimeoutError:

@@ -41,6 +41,9 @@ class Sandbox(Protocol):
     sandbox_id: str
     control: socket.socket
     output_fd: int
+    #: Sent with the INIT frame. A sandbox started ahead of demand learns here what to run:
+    #: ``{"argv": [...], "env": {...}}``; a sandbox started for one spec already knows (``{}``).
+    init_header: dict[str, object]
 
     async def wait(self) -> int:
         """Wait for the sandbox's first process to end; its exit status (negative: signal)."""
@@ -69,19 +72,34 @@ class SandboxBackend(Protocol):
 
     async def spawn(self, spec: SandboxSpec) -> Sandbox: ...
 
+    async def start(self) -> None:
+        """Begin background work (such as starting spare sandboxes)."""
+
+    async def close(self) -> None:
+        """Stop background work; destroy every sandbox not handed out."""
+
 
 def is_python(runtime: str) -> bool:
     return runtime.startswith("python")
 
 
-def agent_command(python: str, spec: SandboxSpec, agent_parent: str, node: str) -> list[str]:
-    """The agent's command line: the Python runtime itself, or the Runtime API in front of a runtime."""
+def agent_head(python: str, agent_parent: str) -> list[str]:
+    """The interpreter command that starts the agent."""
     boot = (
         f"import sys; sys.path.insert(0, {agent_parent!r}); from _lambdad_runtime.agent import main; main()"
     )
-    head = [python, "-B", "-c", boot]
+    return [python, "-B", "-c", boot]
+
+
+def agent_args(spec: SandboxSpec, node: str) -> list[str]:
+    """What the agent runs: the Python runtime itself, or the Runtime API in front of a runtime."""
     if is_python(spec.runtime):
-        return [*head, "python", spec.handler]
+        return ["python", spec.handler]
     if spec.runtime.startswith("nodejs"):
-        return [*head, "api", node, "/var/runtime/bootstrap.mjs"]
-    return [*head, "api", "--first", "/var/task/bootstrap", "/opt/bootstrap"]
+        return ["api", node, "/var/runtime/bootstrap.mjs"]
+    return ["api", "--first", "/var/task/bootstrap", "/opt/bootstrap"]
+
+
+def agent_command(python: str, spec: SandboxSpec, agent_parent: str, node: str) -> list[str]:
+    """The agent's full command line for a sandbox started for ``spec``."""
+    return [*agent_head(python, agent_parent), *agent_args(spec, node)]

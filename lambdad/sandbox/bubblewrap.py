@@ -19,17 +19,24 @@ import asyncio
 import contextlib
 import ctypes
 import fcntl
+import logging
 import os
 import shutil
 import socket
 import stat
 import time
+import uuid
 from pathlib import Path
 
 from lambdad.sandbox import cgroups
-from lambdad.sandbox.base import SandboxError, SandboxSpec, agent_command
+from lambdad.sandbox.base import SandboxError, SandboxSpec, agent_args, agent_command, agent_head
+
+log = logging.getLogger("lambdad.sandbox")
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+#: Spares are made for the default /tmp size and the smallest memory size, then adjusted.
+SPARE_EPHEMERAL_MB = 512
+SPARE_MEMORY_MB = 128
 AGENT_PARENT = "/var/lambdad"
 SANDBOX_UID = 993
 MNT_DETACH = 2
@@ -58,6 +65,9 @@ class BubblewrapSandbox:
         self.output_fd = -1
         self.proc: asyncio.subprocess.Process | None = None
         self.tmp_mounted = False
+        self.init_header: dict[str, object] = {}
+        #: Host mount points bound into a spare sandbox, with the function's code stacked on them.
+        self.slots: list[Path] = []
         self._destroyed = False
 
     async def wait(self) -> int:
@@ -103,6 +113,9 @@ class BubblewrapSandbox:
             self.output_fd = -1
         if self.tmp_mounted:
             _umount(self.workdir / "tmp")
+        for slot in self.slots:
+            while _umount(slot):  # the function's code, then the slot's own shared bind
+                pass
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -111,9 +124,33 @@ def _status(code: int) -> int:
     return -(code - 128) if code > 128 else code
 
 
-def _umount(path: Path) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.umount2(str(path).encode(), MNT_DETACH)
+_libc = ctypes.CDLL(None, use_errno=True)
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_SHARED = 1, 2, 4, 32, 4096, 1 << 20
+
+
+def _umount(path: Path) -> bool:
+    """Detach the top mount at ``path``; False when nothing (more) is mounted there."""
+    return int(_libc.umount2(str(path).encode(), MNT_DETACH)) == 0
+
+
+def _mount(source: Path | None, target: Path, flags: int) -> None:
+    src = str(source).encode() if source is not None else None
+    if _libc.mount(src, str(target).encode(), None, flags, None) != 0:
+        err = ctypes.get_errno()
+        raise SandboxError(f"mount {source} on {target} failed: {os.strerror(err)}")
+
+
+def _shared_slot(path: Path) -> None:
+    """Make ``path`` a shared mount point: what is later mounted on it appears inside a sandbox
+    that bound it (bwrap's mounts are slaves of the host's), which is how a spare gets its code."""
+    path.mkdir(mode=0o755)
+    _mount(path, path, MS_BIND)
+    _mount(None, path, MS_SHARED)
+
+
+def _bind_read_only(source: Path, target: Path) -> None:
+    _mount(source, target, MS_BIND)
+    _mount(None, target, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 class BubblewrapBackend:
@@ -123,8 +160,13 @@ class BubblewrapBackend:
     isolated = True
 
     def __init__(self, work_root: Path, python: str = "/usr/bin/python3.11", node: str = "/usr/bin/node",
-                 uid: int = SANDBOX_UID) -> None:  # fmt: skip
+                 uid: int = SANDBOX_UID, spares: int = 0) -> None:  # fmt: skip
         self.work_root = work_root
+        #: How many generic sandboxes to keep started ahead of demand (0: every sandbox starts cold).
+        self.spares_wanted = spares
+        self._spares: list[BubblewrapSandbox] = []
+        self._refill: asyncio.Task[None] | None = None
+        self._closing = False
         self.python = python
         self.node = node
         self.uid = uid
@@ -162,6 +204,72 @@ class BubblewrapBackend:
         return etc
 
     async def spawn(self, spec: SandboxSpec) -> BubblewrapSandbox:
+        """A sandbox for ``spec``: a spare specialized for it when one fits, else a new one."""
+        if self._spares and spec.ephemeral_mb == SPARE_EPHEMERAL_MB:
+            box = self._spares.pop()
+            self._kick()
+            try:
+                self._specialize(box, spec)
+            except BaseException:
+                await box.destroy()
+                raise
+            return box
+        self._kick()
+        return await self._spawn(spec)
+
+    def _specialize(self, box: BubblewrapSandbox, spec: SandboxSpec) -> None:
+        """Give a waiting spare its function: code and layers mounted on its slots, its memory
+        limit, and (sent with INIT) its environment and runtime. Same isolation as a cold start."""
+        _bind_read_only(spec.code_dir, box.workdir / "task")
+        if spec.opt_dir is not None:
+            _bind_read_only(spec.opt_dir, box.workdir / "opt")
+        if box.group is not None:
+            box.group.apply(cgroups.Limits(spec.memory_mb))
+        box.spec = spec
+        box.init_header = {"argv": agent_args(spec, self.node), "env": spec.env}
+
+    def _kick(self) -> None:
+        """Start refilling the spares in the background, one at a time so a burst stays cheap."""
+        wanted = self.spares_wanted and not self._closing and len(self._spares) < self.spares_wanted
+        if wanted and (self._refill is None or self._refill.done()):
+            self._refill = asyncio.get_running_loop().create_task(self._fill())
+
+    async def _fill(self) -> None:
+        while not self._closing and len(self._spares) < self.spares_wanted:
+            try:
+                box = await self._spawn_spare()
+            except Exception:
+                log.exception("starting a spare sandbox failed")
+                return
+            if self._closing:
+                await box.destroy()
+                return
+            self._spares.append(box)
+
+    async def start(self) -> None:
+        self._kick()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._refill is not None:
+            self._refill.cancel()
+            await asyncio.gather(self._refill, return_exceptions=True)
+        spares, self._spares = self._spares, []
+        await asyncio.gather(*(box.destroy() for box in spares), return_exceptions=True)
+
+    async def _spawn_spare(self) -> BubblewrapSandbox:
+        spec = SandboxSpec(
+            sandbox_id=f"ld-spare-{uuid.uuid4().hex[:10]}",
+            runtime="generic",
+            code_dir=Path("/nonexistent"),
+            opt_dir=None,
+            memory_mb=SPARE_MEMORY_MB,
+            ephemeral_mb=SPARE_EPHEMERAL_MB,
+            handler="",
+        )
+        return await self._spawn(spec, spare=True)
+
+    async def _spawn(self, spec: SandboxSpec, spare: bool = False) -> BubblewrapSandbox:
         workdir = self.work_root / spec.sandbox_id
         workdir.mkdir(mode=0o711)
         group = None
@@ -171,8 +279,12 @@ class BubblewrapBackend:
             )
         box = BubblewrapSandbox(spec, workdir, group)
         try:
+            if spare:
+                for name in ("task", "opt"):
+                    _shared_slot(workdir / name)
+                    box.slots.append(workdir / name)
             await self._mount_tmp(box)
-            await self._start(box)
+            await self._start(box, spare)
         except BaseException:
             await box.destroy()
             raise
@@ -196,32 +308,41 @@ class BubblewrapBackend:
             await _run("losetup", "-d", device)  # detaches itself at the unmount (autoclear)
         image.unlink()  # the loop device keeps it alive until then
 
-    def bwrap_args(self, spec: SandboxSpec, tmp: Path, fd: int) -> list[str]:
+    def bwrap_args(self, spec: SandboxSpec, tmp: Path, fd: int, spare: bool = False) -> list[str]:
         args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
                 "--uid", str(self.uid), "--gid", str(self.uid), "--hostname", "localhost"]  # fmt: skip
         args += _root_mounts()
         for name in ("passwd", "group", "hosts"):
             args += ["--ro-bind", str(self.etc / name), f"/etc/{name}"]
         args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(tmp), "/tmp"]
-        args += ["--ro-bind", str(spec.code_dir), "/var/task"]
-        if spec.opt_dir is not None:
-            args += ["--ro-bind", str(spec.opt_dir), "/opt"]
+        if spare:  # empty slots now; the function's code is mounted on them when one is assigned
+            code, opt = tmp.parent / "task", tmp.parent / "opt"
+            args += ["--ro-bind", str(code), "/var/task", "--ro-bind", str(opt), "/opt"]
+        else:
+            args += ["--ro-bind", str(spec.code_dir), "/var/task"]
+            if spec.opt_dir is not None:
+                args += ["--ro-bind", str(spec.opt_dir), "/opt"]
         args += ["--ro-bind", str(self.runtime_dir), f"{AGENT_PARENT}/_lambdad_runtime"]
-        if spec.runtime.startswith("nodejs"):
+        if spare or spec.runtime.startswith("nodejs"):
             args += ["--ro-bind", str(self.runtime_dir / "node"), "/var/runtime"]
         args += ["--remount-ro", "/", "--chdir", "/var/task"]
         for key, value in {**spec.env, "_LAMBDAD_CONTROL_FD": str(fd)}.items():
             args += ["--setenv", key, value]
-        return args + ["--", *agent_command(self.python, spec, AGENT_PARENT, self.node)]
+        agent = (
+            [*agent_head(self.python, AGENT_PARENT), "generic"]
+            if spare
+            else agent_command(self.python, spec, AGENT_PARENT, self.node)
+        )
+        return [*args, "--", *agent]
 
-    async def _start(self, box: BubblewrapSandbox) -> None:
+    async def _start(self, box: BubblewrapSandbox, spare: bool = False) -> None:
         child_end = box.child_end
         rfd, wfd = os.pipe()
         os.set_blocking(rfd, False)
         box.output_fd = rfd
         procs = [str(p) for p in box.group.procs_files()] if box.group else []
         setpriv = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
-        bwrap = self.bwrap_args(box.spec, box.workdir / "tmp", child_end.fileno())
+        bwrap = self.bwrap_args(box.spec, box.workdir / "tmp", child_end.fileno(), spare)
         argv = ["/bin/sh", "-c", _WRAPPER, "sh", str(len(procs)), *procs, "prlimit", f"--nofile={NOFILE}",
                 "--", *setpriv, "--", *bwrap]  # fmt: skip
         try:

@@ -113,6 +113,10 @@ class Cgroup:
         for d in self.dirs:
             _rmdir(d)
 
+    def apply(self, limits: Limits) -> None:
+        """Memory and pids limits; may be called again to change them (a spare taking a function)."""
+        raise NotImplementedError
+
     def limit_cpu(self, limits: Limits) -> None:
         """The steady-state CPU quota; set once init is done, since AWS runs init unthrottled."""
         raise NotImplementedError
@@ -134,9 +138,14 @@ class CgroupV1(Cgroup):
     def apply(self, limits: Limits) -> None:
         mem = self.by_controller["memory"]
         limit = str(limits.memory_mb * 1024 * 1024)
-        _write(mem / "memory.limit_in_bytes", limit)
-        if (mem / "memory.memsw.limit_in_bytes").exists():
-            _write(mem / "memory.memsw.limit_in_bytes", limit)  # no swapping past the limit
+        memsw = mem / "memory.memsw.limit_in_bytes"
+        # memsw must stay >= the memory limit: raise memsw first when growing, the limit first when shrinking
+        order = [mem / "memory.limit_in_bytes", memsw]
+        if memsw.exists() and _read_int(memsw) < int(limit):
+            order.reverse()
+        for path in order:
+            if path.exists():
+                _write(path, limit)  # memsw equal to the limit: no swapping past it
         _write(self.by_controller["pids"] / "pids.max", str(limits.pids))
 
     def limit_cpu(self, limits: Limits) -> None:

@@ -24,6 +24,7 @@ RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 class ProcessSandbox:
     def __init__(self, spec: SandboxSpec, tmp: Path) -> None:
         self.sandbox_id = spec.sandbox_id
+        self.init_header: dict[str, object] = {}
         self.tmp = tmp
         # the host end, and the end the agent inherits (closed here once it is spawned)
         self.control, self.child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -72,6 +73,12 @@ class ProcessSandbox:
 class ProcessBackend:
     name = "process"
     isolated = False
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
     def __init__(self, python: str = sys.executable, node: str = "node") -> None:
         self.python = python

@@ -447,7 +447,7 @@ def test_crash_and_fork_bomb_leave_server_healthy(server: ServerProcess, lam: An
 
 
 def test_idle_environments_are_reaped(new_server: Any, tmp_path: Any) -> None:
-    server = new_server(tmp_path / "reap", args=["--idle-timeout", "1"])
+    server = new_server(tmp_path / "reap", args=["--idle-timeout", "1", "--prespawn", "0"])
     lam = server.client("lambda")
     name = deploy(lam, "def handler(event, context):\n    return 'awake'\n")
     assert call(lam, name)[1] == "awake"

@@ -429,3 +429,50 @@ def test_provided_runtime_without_bootstrap(backend: bubblewrap.BubblewrapBacken
 
     assert asyncio.run(main()).error_type == "Runtime.InvalidEntrypoint"
     assert leftovers(spec.sandbox_id, backend) == []
+
+
+def test_spare_sandbox_specializes_with_the_same_limits(code_dir: Path) -> None:
+    """A sandbox started ahead of demand gets the function's code, environment and memory limit."""
+    write(
+        code_dir,
+        "app.py",
+        """
+        import os
+        def handler(event, context):
+            if event.get("hog"):
+                blocks = []
+                while True:
+                    blocks.append(bytearray(16 * 1024 * 1024))
+            return {"var": os.environ.get("SPARE_VAR"), "cwd": os.getcwd(), "files": sorted(os.listdir("."))}
+        """,
+    )
+    root = Path(tempfile.mkdtemp(prefix="lambdad-spare-"))
+    root.chmod(0o711)
+
+    async def main() -> None:
+        backend = bubblewrap.BubblewrapBackend(root / "sandboxes", spares=1)
+        await backend.start()
+        for _ in range(200):
+            if backend._spares:
+                break
+            await asyncio.sleep(0.05)
+        assert backend._spares, "no spare sandbox was started"
+        spare_id = backend._spares[0].sandbox_id
+        spec = spec_for(code_dir, memory=256, env={"SPARE_VAR": "given"})
+        env = await Environment.start(backend, spec, 10)
+        assert env.sandbox.sandbox_id == spare_id, "the spare was not used"
+        try:
+            ok = await env.invoke(request())
+            assert as_json(ok) == {"var": "given", "cwd": "/var/task", "files": ["app.py"]}
+            assert env.init_duration_ms < 50
+            hog = await env.invoke(request({"hog": True}, timeout=20))
+            assert hog.kind == "oom" and hog.error_type == "Runtime.OutOfMemory"
+        finally:
+            await env.destroy()
+            await backend.close()
+        assert leftovers(spare_id, backend) == []
+
+    try:
+        asyncio.run(main())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
