@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdad.functions import configuration as cfg
-from lambdad.functions import validation
+from lambdad.functions import validation, versions
 from lambdad.functions.arns import Arns, FunctionRef
 from lambdad.functions.codezip import ZipSummary, inspect_zip
+from lambdad.functions.layers import LayerService
 from lambdad.functions.runtimes import check_runtime
 from lambdad.http.errors import (
     InvalidParameterValueException,
@@ -59,10 +60,24 @@ class FunctionService:
         self._preparing: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.listeners: list[ChangeListener] = []
+        self.layers = LayerService(store, blobs, arns, self.code_url)
 
     def _lock(self, name: str) -> asyncio.Lock:
         """Serializes read-modify-write of one function's record (updates, tags, becoming Active)."""
         return self._locks.setdefault(name, asyncio.Lock())
+
+    def lock(self, name: str) -> asyncio.Lock:
+        """The function's lock, for the modules of versions, aliases, policies and URLs."""
+        return self._lock(name)
+
+    async def notify(self, name: str) -> None:
+        """Tell the listeners (the invoke path's caches) that ``name`` or one of its aliases changed."""
+        await self._notify(name)
+
+    async def publish_version(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        ref = self.arns.parse_function(params["FunctionName"])
+        async with self._lock(ref.name):
+            return await versions.publish(self, ref.name, params)
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -72,12 +87,27 @@ class FunctionService:
         return await self._load(ref)
 
     async def _load(self, ref: FunctionRef) -> FunctionRecord:
-        version = ref.qualifier or "$LATEST"
-        record = await self.store.get_function(ref.name, version)
+        """The version a reference names; for an alias, the version it points to under the alias's ARN."""
+        qualifier = ref.qualifier
+        if qualifier is None or qualifier == "$LATEST" or versions.is_number(qualifier):
+            record = await self.load_version(ref.name, qualifier or "$LATEST", qualifier)
+        else:
+            alias = await self.store.get_doc("aliases", ref.name, qualifier)
+            if alias is None:
+                await self.load_version(ref.name, "$LATEST")
+                raise ResourceNotFoundException(
+                    f"Function not found: {self.arns.function(ref.name, qualifier)}"
+                )
+            record = await self.load_version(ref.name, alias["FunctionVersion"])
+        if qualifier is not None:
+            record.config["FunctionArn"] = self.arns.function(ref.name, qualifier)
+        return record
+
+    async def load_version(self, name: str, version: str, qualifier: str | None = None) -> FunctionRecord:
+        """One stored version as it is, or AWS's 404 naming ``qualifier``."""
+        record = await self.store.get_function(name, version)
         if record is None:
-            raise ResourceNotFoundException(
-                f"Function not found: {self.arns.function(ref.name, ref.qualifier)}"
-            )
+            raise ResourceNotFoundException(f"Function not found: {self.arns.function(name, qualifier)}")
         return record
 
     async def ready(self, record: FunctionRecord) -> FunctionRecord:
@@ -85,7 +115,7 @@ class FunctionService:
         task = self._preparing.get(record.name)
         if task is not None:
             await asyncio.shield(task)
-            return await self._load(FunctionRef(record.name, record.version))
+            return await self.load_version(record.name, record.version)
         return record
 
     # -- create / update / delete ----------------------------------------------------------------
@@ -98,12 +128,15 @@ class FunctionService:
         runtime = self._check_config(params, creating=True)
         code = self._check_code(params.get("Code") or {})
         validation.check_handler(params.get("Handler"), runtime)
+        layers = await self.layers.for_function(list(params.get("Layers") or []), code.unzipped_size)
         if params.get("Tags"):
             validation.check_tags({}, params["Tags"])
         sha_hex = await asyncio.to_thread(self.blobs.put, params["Code"]["ZipFile"])
         config = cfg.new_configuration(
             params, self.arns.function(ref.name), self.arns.region, code.sha256_b64, code.size
         )
+        if layers:
+            config["Layers"] = layers
         record = FunctionRecord(ref.name, "$LATEST", config, sha_hex, dict(params.get("Tags") or {}))
         try:
             await self.store.create_function(record)
@@ -111,6 +144,9 @@ class FunctionService:
             await self._forget_code(sha_hex)
             raise ResourceConflictException(f"Function already exist: {ref.name}") from None
         self._prepare(record)
+        if params.get("Publish"):
+            async with self._lock(ref.name):
+                await versions.publish(self, ref.name, {}, with_update=True)
         return config
 
     def _check_config(self, params: Mapping[str, Any], creating: bool) -> str:
@@ -128,8 +164,6 @@ class FunctionService:
             raise InvalidParameterValueException("The Handler parameter is required for Zip packages.")
         validation.check_limits(params)
         validation.check_environment(params.get("Environment"))
-        if params.get("Layers"):
-            raise InvalidParameterValueException("Layers are not supported by lambdad yet.")
         return family
 
     def _check_code(self, code: Mapping[str, Any]) -> ZipSummary:
@@ -166,6 +200,8 @@ class FunctionService:
         if old_sha != record.code_sha:
             await self._forget_code(old_sha)
         self._prepare(record)
+        if params.get("Publish"):
+            return await versions.publish(self, ref.name, {}, with_update=True)
         return record.config
 
     async def update_configuration(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,10 +215,21 @@ class FunctionService:
         self._check_config(params, creating=False)
         runtime = params.get("Runtime") or record.config["Runtime"]
         validation.check_handler(params.get("Handler"), check_runtime(runtime).family)
+        layers = None
+        if params.get("Layers") is not None:
+            unzipped = await asyncio.to_thread(self._unzipped_size, record.code_sha)
+            layers = await self.layers.for_function(list(params["Layers"]), unzipped)
         record.config = cfg.apply_update(record.config, params, self.arns.region)
+        if layers is not None:
+            record.config.pop("Layers", None)
+            if layers:
+                record.config["Layers"] = layers
         await self.store.put_function(record)
         self._prepare(record)
         return record.config
+
+    def _unzipped_size(self, code_sha: str) -> int:
+        return inspect_zip(self.blobs.read(code_sha)).unzipped_size
 
     def _check_updatable(self, record: FunctionRecord, revision_id: str | None) -> None:
         if revision_id is not None and revision_id != record.config["RevisionId"]:
@@ -203,8 +250,12 @@ class FunctionService:
                 "$LATEST version cannot be deleted without deleting the function."
             )
         if ref.qualifier is not None:
-            await self._load(ref)
-            raise InvalidParameterValueException("Deleting single versions is not supported by lambdad yet.")
+            async with self._lock(ref.name):
+                unused = await versions.delete_version(self, ref.name, ref.qualifier)
+            for sha in unused:
+                await asyncio.to_thread(self.blobs.delete, sha)
+            await self._notify(ref.name)
+            return
         await self._load(ref)
         task = self._preparing.get(ref.name)
         if task is not None:
@@ -245,7 +296,22 @@ class FunctionService:
                 record.config.update(State="Failed", StateReason=f"Unpacking the code failed: {failure}")
                 record.config["StateReasonCode"] = "InternalError"
             await self.store.put_function(record)
+            await self._finish_versions(name, record.code_sha, failure is None)
         await self._notify(name)
+
+    async def _finish_versions(self, name: str, code_sha: str, ok: bool) -> None:
+        """Versions published while their code was being unpacked become Active (or Failed) with it."""
+        for version in await self.store.list_versions(name):
+            if version.version == "$LATEST" or version.config.get("State") != "Pending":
+                continue
+            if version.code_sha != code_sha:
+                await asyncio.to_thread(self.blobs.unpacked, version.code_sha)
+            revision = version.config["RevisionId"]
+            if ok:
+                version.config = {**cfg.mark_ready(version.config), "RevisionId": revision}
+            else:
+                version.config.update(State="Failed", StateReasonCode="InternalError")
+            await self.store.put_function(version)
 
     async def _notify(self, name: str) -> None:
         for listener in self.listeners:
@@ -285,11 +351,37 @@ class FunctionService:
 
     async def list(self, params: Mapping[str, Any]) -> dict[str, Any]:
         limit = params.get("MaxItems") or DEFAULT_PAGE
+        if params.get("FunctionVersion") == "ALL":
+            return await self._list_all_versions(params.get("Marker"), limit)
         page = await self.store.list_functions(params.get("Marker"), limit + 1)
         result: dict[str, Any] = {"Functions": [r.config for r in page[:limit]]}
         if len(page) > limit:
             result["NextMarker"] = page[limit - 1].name
         return result
+
+    async def _list_all_versions(self, marker: str | None, limit: int) -> dict[str, Any]:
+        """ListFunctions with FunctionVersion=ALL: every version of every function, by name then
+        version; the marker is the qualified FunctionArn of the last version of the previous page."""
+        found: list[dict[str, Any]] = []
+        after: str | None = None
+        if marker:
+            ref = self.arns.parse_function(marker)
+            versions_ = await self.store.list_versions(ref.name)
+            last = 0 if ref.qualifier in (None, "$LATEST") else int(ref.qualifier or 0)
+            rest = [v for v in versions_ if v.version != "$LATEST" and int(v.version) > last]
+            found += [self._listed_version(v) for v in rest]
+            after = ref.name
+        while len(found) <= limit and (page := await self.store.list_functions(after, 100)):
+            for latest in page:
+                found += [self._listed_version(v) for v in await self.store.list_versions(latest.name)]
+            after = page[-1].name
+        result: dict[str, Any] = {"Functions": found[:limit]}
+        if len(found) > limit:
+            result["NextMarker"] = found[limit - 1]["FunctionArn"]
+        return result
+
+    def _listed_version(self, record: FunctionRecord) -> dict[str, Any]:
+        return {**record.config, "FunctionArn": self.arns.function(record.name, record.version)}
 
     async def account_settings(self, concurrency_in_use: int = 0) -> dict[str, Any]:
         count, total = await self.store.function_stats()
@@ -354,6 +446,10 @@ class FunctionService:
         return {"Tags": record.tags}
 
     # -- reserved concurrency ----------------------------------------------------------------------
+
+    async def reserved_total(self) -> int:
+        """Reserved concurrency over all functions (for provisioned concurrency's account check)."""
+        return await self._reserved_total(exclude=None)
 
     async def _reserved_total(self, exclude: str | None) -> int:
         total, after = 0, None

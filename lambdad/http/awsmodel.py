@@ -365,6 +365,8 @@ def render_rest_output(
             raw = value if isinstance(value, bytes) else json.dumps(value).encode()
         else:
             body_doc[ref.get("locationName", member)] = value
+    if status == 204:  # a 204 has no body: bytes sent anyway corrupt the next response on the connection
+        return status, headers, b""
     if raw is not None:
         return status, headers, raw
     headers.append((b"content-type", b"application/json"))

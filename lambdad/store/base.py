@@ -53,4 +53,29 @@ class Store(Protocol):
     async def function_stats(self) -> tuple[int, int]:
         """(number of functions, total code size in bytes over all versions)."""
 
+    async def list_versions(self, name: str) -> list[FunctionRecord]:
+        """Every version of ``name``: ``$LATEST`` first, then published versions by number."""
+
+    async def next_version(self, name: str) -> str:
+        """Allocate the next version number of ``name`` (numbers are never reused)."""
+
+    async def delete_version(self, name: str, version: str) -> list[str]:
+        """Delete one published version; returns its code hash if no version uses it any more."""
+
+    # Control-plane resources as JSON documents in named tables (aliases, policies, url_configs,
+    # provisioned, layer_versions), keyed by (scope, key): e.g. (function name, alias name).
+
+    async def create_doc(self, table: str, scope: str, key: str, doc: dict[str, Any]) -> None:
+        """Insert; ConflictError if (scope, key) exists."""
+
+    async def put_doc(self, table: str, scope: str, key: str, doc: dict[str, Any]) -> None: ...
+
+    async def get_doc(self, table: str, scope: str, key: str) -> dict[str, Any] | None: ...
+
+    async def list_docs(self, table: str, scope: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        """(scope, key, doc) rows of one scope (or all), ordered by scope then key."""
+
+    async def delete_doc(self, table: str, scope: str, key: str | None = None) -> int:
+        """Delete one document, or every document of ``scope`` when ``key`` is None; returns how many."""
+
     async def close(self) -> None: ...

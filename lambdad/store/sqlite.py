@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lambdad.store.base import ConflictError, FunctionRecord
 
@@ -32,6 +32,16 @@ CREATE TABLE IF NOT EXISTS functions (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+#: Control-plane resources kept as AWS-shaped JSON documents, one table each, keyed by (scope, key):
+#: aliases (function, alias name), policies (function, qualifier), url_configs (function, qualifier),
+#: provisioned (function, qualifier), layer_versions (layer name, version number).
+RESOURCE_TABLES = ("aliases", "policies", "url_configs", "provisioned", "layer_versions")
+_SCHEMA += "".join(
+    f"CREATE TABLE IF NOT EXISTS {table} (scope TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL, "
+    "PRIMARY KEY (scope, key));\n"
+    for table in RESOURCE_TABLES
+)
 
 
 class SqliteStore:
@@ -108,6 +118,9 @@ class SqliteStore:
             try:
                 shas = {r[0] for r in conn.execute("SELECT code_sha FROM functions WHERE name = ?", (name,))}
                 conn.execute("DELETE FROM functions WHERE name = ?", (name,))
+                conn.execute("DELETE FROM meta WHERE key = ?", (f"last-version:{name}",))
+                for table in RESOURCE_TABLES[:-1]:  # everything scoped by function, not layers
+                    conn.execute(f"DELETE FROM {table} WHERE scope = ?", (name,))
                 still = {r[0] for r in conn.execute("SELECT DISTINCT code_sha FROM functions")}
                 conn.execute("COMMIT")
             except BaseException:
@@ -145,6 +158,100 @@ class SqliteStore:
 
         return await self._run(stats)
 
+    async def list_versions(self, name: str) -> list[FunctionRecord]:
+        def select(conn: sqlite3.Connection) -> list[FunctionRecord]:
+            rows = conn.execute(
+                "SELECT name, version, config, code_sha, tags, reserved_concurrency FROM functions "
+                "WHERE name = ? ORDER BY version != '$LATEST', CAST(version AS INTEGER)",
+                (name,),
+            ).fetchall()
+            return [self._row(r) for r in rows]
+
+        return await self._run(select)
+
+    async def next_version(self, name: str) -> str:
+        def allocate(conn: sqlite3.Connection) -> str:
+            key = f"last-version:{name}"
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+                number = int(row[0]) + 1 if row else 1
+                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(number)))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return str(number)
+
+        return await self._run(allocate)
+
+    async def delete_version(self, name: str, version: str) -> list[str]:
+        def delete(conn: sqlite3.Connection) -> list[str]:
+            row = conn.execute(
+                "SELECT code_sha FROM functions WHERE name = ? AND version = ?", (name, version)
+            ).fetchone()
+            conn.execute("DELETE FROM functions WHERE name = ? AND version = ?", (name, version))
+            if row is None:
+                return []
+            used = conn.execute("SELECT 1 FROM functions WHERE code_sha = ? LIMIT 1", (row[0],)).fetchone()
+            return [] if used else [row[0]]
+
+        return await self._run(delete)
+
+    async def create_doc(self, table: str, scope: str, key: str, doc: dict[str, Any]) -> None:
+        _check_table(table)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(f"INSERT INTO {table} VALUES (?,?,?)", (scope, key, json.dumps(doc)))
+            except sqlite3.IntegrityError as exc:
+                raise ConflictError(f"{scope}:{key}") from exc
+
+        await self._run(insert)
+
+    async def put_doc(self, table: str, scope: str, key: str, doc: dict[str, Any]) -> None:
+        _check_table(table)
+        await self._run(
+            lambda c: c.execute(
+                f"INSERT OR REPLACE INTO {table} VALUES (?,?,?)", (scope, key, json.dumps(doc))
+            )
+        )
+
+    async def get_doc(self, table: str, scope: str, key: str) -> dict[str, Any] | None:
+        _check_table(table)
+
+        def select(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute(
+                f"SELECT doc FROM {table} WHERE scope = ? AND key = ?", (scope, key)
+            ).fetchone()
+            return None if row is None else dict(json.loads(row[0]))
+
+        return await self._run(select)
+
+    async def list_docs(self, table: str, scope: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        _check_table(table)
+
+        def select(conn: sqlite3.Connection) -> list[tuple[str, str, dict[str, Any]]]:
+            if scope is None:
+                rows = conn.execute(f"SELECT scope, key, doc FROM {table} ORDER BY scope, key").fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT scope, key, doc FROM {table} WHERE scope = ? ORDER BY key", (scope,)
+                ).fetchall()
+            return [(r[0], r[1], dict(json.loads(r[2]))) for r in rows]
+
+        return await self._run(select)
+
+    async def delete_doc(self, table: str, scope: str, key: str | None = None) -> int:
+        _check_table(table)
+
+        def delete(conn: sqlite3.Connection) -> int:
+            if key is None:
+                return conn.execute(f"DELETE FROM {table} WHERE scope = ?", (scope,)).rowcount
+            return conn.execute(f"DELETE FROM {table} WHERE scope = ? AND key = ?", (scope, key)).rowcount
+
+        return await self._run(delete)
+
     async def close(self) -> None:
         def close(conn: sqlite3.Connection) -> None:
             conn.close()
@@ -153,3 +260,9 @@ class SqliteStore:
             await self._run(close)
             self._conn = None
         self._executor.shutdown(wait=True)
+
+
+def _check_table(table: str) -> None:
+    """Table names are interpolated into SQL, so only the known ones pass."""
+    if table not in RESOURCE_TABLES:
+        raise ValueError(f"unknown resource table: {table!r}")
