@@ -44,6 +44,11 @@ class ConcurrencyLimiter:
     def unreserved_limit(self) -> int:
         return self.account_limit - sum(self._reserved.values())
 
+    def capacity(self, function: str) -> int:
+        """The most copies of ``function`` that could run at once (the async dispatcher's bound)."""
+        reserved = self._reserved.get(function)
+        return reserved if reserved is not None else max(0, self.unreserved_limit)
+
     @property
     def total_in_flight(self) -> int:
         return sum(self.in_flight.values())
