@@ -175,6 +175,11 @@ def serve(settings: Settings) -> int:
     if settings.access_key_id is None:
         creds = server.credentials
         _print_credentials_help(settings, creds.access_key_id, creds.secret_access_key, creds.created)
+    print(
+        f"Web console (one-time sign-in link, valid 10 minutes): {server.console.sign_in_url(settings.endpoint)}",
+        file=sys.stderr,
+        flush=True,
+    )
     config = uvicorn.Config(
         server.build_app(),
         host=settings.host,

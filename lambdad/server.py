@@ -10,17 +10,27 @@ from urllib.parse import parse_qs
 
 from lambdad import __version__
 from lambdad.config import Settings
+from lambdad.console.api import Services as ConsoleServices
+from lambdad.console.console import Console
 from lambdad.environments.pool import EnvironmentPool
+from lambdad.events.mappings.api import mapping_handlers
+from lambdad.events.mappings.wiring import build_mappings
 from lambdad.events.queues.store import QueueStore
 from lambdad.events.queues.wiring import install_queues
+from lambdad.events.scheduler.api import install_scheduler
+from lambdad.events.scheduler.wiring import Scheduler
 from lambdad.functions.api import function_handlers
 from lambdad.functions.arns import Arns
+from lambdad.functions.event_invoke_config import EventInvokeConfigs, event_invoke_config_handlers
+from lambdad.functions.resources_api import install_function_resources
 from lambdad.functions.runtimes import installed_runtimes
 from lambdad.functions.service import AccountLimits, FunctionService
 from lambdad.http import auth, awsmodel
 from lambdad.http.app import App, Headers, Request
 from lambdad.invoke.api import invoke_handlers
+from lambdad.invoke.async_queue import AsyncDispatcher, AsyncStore
 from lambdad.invoke.concurrency import ConcurrencyLimiter
+from lambdad.invoke.destinations import Destinations
 from lambdad.invoke.service import InvokeService, WarmEnvironment
 from lambdad.observe.logstore import LogStore
 from lambdad.observe.metering import Meter
@@ -66,8 +76,38 @@ class Server:
         )
         self.limiter = ConcurrencyLimiter(settings.max_concurrency)
         self.pool: EnvironmentPool[WarmEnvironment] = EnvironmentPool(self.limiter, settings.idle_timeout_s)
+        self.backend = make_backend(settings)
         self.invoker = InvokeService(
-            settings, self.functions, self.pool, make_backend(settings), self.logs, self.meter, self.metrics
+            settings, self.functions, self.pool, self.backend, self.logs, self.meter, self.metrics
+        )
+        self.async_store = AsyncStore(data / "async.db")
+        self.async_events = AsyncDispatcher(
+            self.async_store,
+            self.invoker,
+            self.limiter,
+            self.metrics,
+            settings.async_retry_delay_s,
+            durable=self.logs.flush,
+        )
+        self.invoker.async_events = self.async_events
+        self.destinations = Destinations(
+            self.arns, self.queues, self.async_events, self.invoker, self.metrics
+        )
+        self.event_invoke_configs = EventInvokeConfigs(self.functions, self.queues, self.async_store)
+        self.mappings = build_mappings(data, self.functions, self.queues, self.invoker)
+        self.scheduler = Scheduler(data, self.functions, self.queues, self.invoker, self.async_events.submit)
+        self.console = Console(
+            self.credentials,
+            ConsoleServices(
+                self.functions,
+                self.invoker,
+                self.logs,
+                self.metrics,
+                self.meter,
+                self.queues,
+                self.mappings,
+                self.scheduler.service,
+            ),
         )
         self.started_at = time.time()
         self.ready = False
@@ -75,6 +115,8 @@ class Server:
     def build_app(self) -> App:
         operations = awsmodel.build_operations(awsmodel.load_model("lambda"))
         handlers = function_handlers(self.functions) | invoke_handlers(self.invoker)
+        handlers |= event_invoke_config_handlers(self.event_invoke_configs)
+        handlers |= mapping_handlers(self.mappings)
         app = App(
             lambda_operations=operations,
             lambda_handlers=handlers,
@@ -83,9 +125,12 @@ class Server:
             on_startup=self.startup,
             on_shutdown=self.shutdown,
         )
+        install_function_resources(app, self.functions, self.invoker)
         install_logs(app, self.logs)
         install_queues(app, self.queues)
         install_metrics(app, self.metrics, self.settings.metrics_token)
+        install_scheduler(app, self.scheduler.service)
+        self.console.install(app)
         return app
 
     async def startup(self) -> None:
@@ -100,18 +145,27 @@ class Server:
         await self.functions.recover()
         await self.invoker.load_reservations()
         self.pool.start()
+        await self.backend.start()
+        await self.async_events.start()
+        await self.mappings.start()
+        self.scheduler.start()
         self.ready = True
         log.info("ready", extra={"endpoint": self.settings.endpoint, "data_dir": str(self.settings.data_dir)})
 
     async def shutdown(self) -> None:
         self.ready = False
         await self.functions.wait_prepared()
+        await self.mappings.close()
+        await self.scheduler.close()
+        await self.async_events.close()
         await self.invoker.close()
         await self.pool.close()
+        await self.backend.close()
         await self.meter.close()
         await self.metrics.close()
         await self.logs.close()
         await self.queues.close()
+        await self.async_store.close()
         await self.store.close()
         log.info("stopped")
 
@@ -157,4 +211,5 @@ def make_backend(settings: Settings) -> SandboxBackend:
         settings.sandbox_root() / "sandboxes",
         python=str(python or "/usr/bin/python3"),
         node=str(node or "/usr/bin/node"),
+        spares=settings.prespawn,
     )

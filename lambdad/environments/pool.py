@@ -20,6 +20,9 @@ from lambdad.invoke.concurrency import ConcurrencyLimiter
 
 log = logging.getLogger("lambdad.environments")
 
+#: Provisioned environments started at once: a burst of sandboxes competes for the host's CPUs.
+PREWARM_PARALLEL = 4
+
 
 class Disposable(Protocol):
     """What the pool needs of an environment."""
@@ -46,6 +49,8 @@ class _FunctionEnvironments(Generic[E]):
     fingerprint: str
     idle: list[_Idle[E]] = field(default_factory=list)
     busy: set[E] = field(default_factory=set)
+    #: Environments started ahead for provisioned concurrency: never reaped while idle.
+    provisioned: set[E] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -99,15 +104,57 @@ class EnvironmentPool(Generic[E]):
             candidate = group.idle.pop().env  # most recently used first: the warmest caches
             if not candidate.dead:
                 return Lease(candidate, cold=False)
+            group.provisioned.discard(candidate)
             self._dispose(candidate)
         return Lease(await start(), cold=True)
 
     async def _give_back(self, key: str, group: _FunctionEnvironments[E], env: E) -> None:
         current = self._functions.get(key) is group
         if env.dead or not current or self._closing:
+            group.provisioned.discard(env)
             await env.destroy()
         else:
             group.idle.append(_Idle(env, self._clock()))
+
+    async def prewarm(
+        self, key: str, function: str, fingerprint: str, start: Callable[[], Awaitable[E]], count: int
+    ) -> int:
+        """Start ``count`` environments of ``key`` ahead of any invoke and keep them idle, exempt from
+        reaping (provisioned concurrency); returns how many started alive."""
+        group = self._group(key, fingerprint)
+        gate = asyncio.Semaphore(PREWARM_PARALLEL)
+
+        async def one() -> E:
+            async with gate:
+                return await start()
+
+        started = await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
+        alive = 0
+        for env in started:
+            if isinstance(env, BaseException):
+                log.error("starting a provisioned environment failed", exc_info=env)
+            elif env.dead or self._functions.get(key) is not group or self._closing:
+                self._dispose(env)
+            else:
+                group.provisioned.add(env)
+                group.idle.append(_Idle(env, self._clock()))
+                alive += 1
+        return alive
+
+    def unprovision(self, key: str) -> None:
+        """``key``'s provisioned environments stop being provisioned: the idle ones are destroyed now,
+        busy ones become ordinary environments."""
+        group = self._functions.get(key)
+        if group is None:
+            return
+        doomed, group.provisioned = group.provisioned, set()
+        for slot in [s for s in group.idle if s.env in doomed]:
+            group.idle.remove(slot)
+            self._dispose(slot.env)
+
+    def provisioned_count(self, key: str) -> int:
+        group = self._functions.get(key)
+        return len(group.provisioned) if group else 0
 
     def _retire_group(self, group: _FunctionEnvironments[E]) -> None:
         """Destroy the idle environments now; busy ones are destroyed when they are given back."""
@@ -136,9 +183,9 @@ class EnvironmentPool(Generic[E]):
         deadline = self._clock() - self.idle_timeout_s
         reaped = 0
         for group in self._functions.values():
-            keep = [slot for slot in group.idle if slot.since > deadline]
+            keep = [slot for slot in group.idle if slot.since > deadline or slot.env in group.provisioned]
             for slot in group.idle:
-                if slot.since <= deadline:
+                if slot.since <= deadline and slot.env not in group.provisioned:
                     self._dispose(slot.env)
                     reaped += 1
             group.idle = keep

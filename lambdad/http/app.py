@@ -94,6 +94,10 @@ class App:
         self.json_services = json_services or {}
         #: Services on the query protocol (``POST /``, form-encoded ``Action``), by API version.
         self.query_services: dict[str, query.QueryService] = {}
+        #: Function URLs: requests whose Host is ``<url-id>.lambda-url.<region>...`` go here whole.
+        self.url_route: RawRoute | None = None
+        #: Other rest-json services (EventBridge Scheduler), tried in order only when no Lambda route matches.
+        self.rest_services: list[tuple[awsmodel.RestRouter, dict[str, Handler]]] = []
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
 
@@ -138,6 +142,8 @@ class App:
         protocol = Protocol.REST_JSON
         try:
             raw = self._raw_route(request.path)
+            if self.url_route is not None and ".lambda-url." in headers.get("host", ""):
+                raw = self.url_route
             if raw is not None:
                 request.body = await _read_body(receive, DEFAULT_BODY_LIMIT, "request")
                 status, out_headers, body = await raw(request)
@@ -169,7 +175,7 @@ class App:
         await _respond(send, status, out_headers + request.response_headers, body, request.request_id)
 
     def _raw_route(self, path: str) -> RawRoute | None:
-        if not self.raw_routes or not path.startswith(("/health", "/_lambdad/", "/metrics")):
+        if not self.raw_routes or not path.startswith(("/health", "/_lambdad/", "/metrics", "/console")):
             return None
         for prefix, route in self.raw_routes.items():
             if path == prefix or path.startswith(prefix + "/"):
@@ -180,6 +186,13 @@ class App:
         raw_path = request.raw_path.decode("latin-1")
         query = request.query
         found = self.router.match(request.method, raw_path, query)
+        handlers = self.lambda_handlers
+        if found is None:
+            for router, service_handlers in self.rest_services:
+                found = router.match(request.method, raw_path, query)
+                if found is not None:
+                    handlers = service_handlers
+                    break
         if found is None:
             await _read_body(receive, DEFAULT_BODY_LIMIT, "request")
             self.authenticate(request)
@@ -188,7 +201,7 @@ class App:
         limit = BODY_LIMITS.get(op.name, DEFAULT_BODY_LIMIT)
         request.body = await _read_body(receive, limit, _OPERATION_NAMES.get(op.name, op.name))
         self.authenticate(request)
-        handler = self.lambda_handlers.get(op.name)
+        handler = handlers.get(op.name)
         if handler is None:
             raise UnknownOperationException(f"The {op.name} operation is not supported by lambdad yet.")
         params = awsmodel.parse_rest_input(op, labels, query, request.headers, request.body)

@@ -109,6 +109,11 @@ class ResourceConflictException(AwsError):
     status = 409
 
 
+class ProvisionedConcurrencyConfigNotFoundException(AwsError):
+    code = "ProvisionedConcurrencyConfigNotFoundException"
+    status = 404
+
+
 class ResourceAlreadyExistsException(AwsError):
     code = "ResourceAlreadyExistsException"
     status = 400
@@ -174,6 +179,14 @@ class ServiceException(AwsError):
 class UnknownOperationException(AwsError):
     code = "UnknownOperationException"
     status = 404
+
+
+class ConflictException(AwsError):
+    """EventBridge Scheduler's name clash (its errors carry ``Message``)."""
+
+    code = "ConflictException"
+    status = 409
+    message_key = "Message"
 
 
 # Authentication (SigV4) errors.

@@ -15,20 +15,23 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from lambdad.config import Settings
 from lambdad.environments.environment import Environment, InitFailure, InvokeOutcome, InvokeRequest, State
 from lambdad.environments.pool import EnvironmentPool
+from lambdad.functions.aliases import pick_version
 from lambdad.functions.arns import Arns
 from lambdad.functions.runtimes import installed_runtimes
 from lambdad.functions.service import FunctionService
+from lambdad.functions.versions import is_number
 from lambdad.http.errors import (
     InvalidRequestContentException,
     RequestEntityTooLargeException,
     ResourceConflictException,
     ResourceNotFoundException,
+    ServiceException,
 )
 from lambdad.invoke import loglines
 from lambdad.invoke.concurrency import Throttled
@@ -42,11 +45,14 @@ log = logging.getLogger("lambdad.invoke")
 MAX_SYNC_RESPONSE = 6_291_556
 MAX_ASYNC_PAYLOAD = 1_048_576
 INIT_TIMEOUT_S = 10.0
-ASYNC_RETRY_S = 0.05
 
 
 class LogSink(Protocol):
     def append(self, group: str, stream: str, events: list[tuple[int, str]]) -> None: ...
+
+
+class AsyncSubmitter(Protocol):
+    async def submit(self, function: str, qualifier: str | None, payload: bytes, request_id: str) -> None: ...
 
 
 @dataclass(eq=False)
@@ -107,12 +113,19 @@ class InvokeService:
         self.logs = logs
         self.meter = meter
         self.metrics = metrics
-        self._records: dict[str, FunctionRecord] = {}
+        #: Active records by (name, version, qualifier as invoked); aliases by (name, alias).
+        self._records: dict[tuple[str, str, str | None], FunctionRecord] = {}
+        self._aliases: dict[tuple[str, str], dict[str, Any]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        #: The durable queue Event invokes go to (lambdad.invoke.async_queue.AsyncDispatcher).
+        self.async_events: AsyncSubmitter | None = None
         functions.listeners.append(self._function_changed)
 
     async def _function_changed(self, name: str) -> None:
-        self._records.pop(name, None)
+        for cached in [k for k in self._records if k[0] == name]:
+            self._records.pop(cached, None)
+        for alias in [k for k in self._aliases if k[0] == name]:
+            self._aliases.pop(alias, None)
         record = await self.functions.store.get_function(name)
         self.pool.limiter.set_reserved(name, record.reserved_concurrency if record else None)
         if record is None:
@@ -125,18 +138,37 @@ class InvokeService:
                 self.pool.limiter.set_reserved(record.name, record.reserved_concurrency)
             after = page[-1].name
 
-    async def _record(self, identifier: str, qualifier: str | None) -> FunctionRecord:
+    async def resolve(self, identifier: str, qualifier: str | None = None) -> FunctionRecord:
+        """The version an invoke of FunctionName (+ Qualifier) runs, its FunctionArn as invoked.
+
+        An alias picks its version per call, by the weights of its routing configuration.
+        """
         ref = self.arns.parse_function(identifier, qualifier)
-        if ref.qualifier not in (None, "$LATEST"):
-            raise ResourceNotFoundException(
-                f"Function not found: {self.arns.function(ref.name, ref.qualifier)}"
-            )
-        record = self._records.get(ref.name)
+        q = ref.qualifier
+        if q is None or q == "$LATEST" or is_number(q):
+            return await self._version(ref.name, q or "$LATEST", q)
+        alias = self._aliases.get((ref.name, q))
+        if alias is None:
+            alias = await self.functions.store.get_doc("aliases", ref.name, q)
+            if alias is None:
+                raise ResourceNotFoundException(f"Function not found: {self.arns.function(ref.name, q)}")
+            self._aliases[(ref.name, q)] = alias
+        return await self._version(ref.name, pick_version(alias), q)
+
+    async def _version(self, name: str, version: str, qualifier: str | None) -> FunctionRecord:
+        record = self._records.get((name, version, qualifier))
         if record is None:
-            record = await self.functions.resolve(ref.name)
+            record = await self.functions.load_version(name, version, qualifier)
             record = await self.functions.ready(record)
+            if qualifier is not None and not is_number(qualifier):
+                config = {**record.config, "FunctionArn": self.arns.function(name, qualifier)}
+                record = replace(record, config=config)
             if record.config.get("State") == "Active":
-                self._records[ref.name] = record
+                self._records[(name, version, qualifier)] = record
+        return record
+
+    async def _record(self, identifier: str, qualifier: str | None) -> FunctionRecord:
+        record = await self.resolve(identifier, qualifier)
         state = record.config.get("State")
         if state != "Active":
             raise ResourceConflictException(
@@ -159,34 +191,30 @@ class InvokeService:
                 raise RequestEntityTooLargeException(
                     f"Request must be smaller than {MAX_ASYNC_PAYLOAD} bytes for the InvokeFunction operation"
                 )
-            task = asyncio.get_running_loop().create_task(self._run_async(record, payload, request_id))
-            self.metrics.record("AsyncEventsReceived", {"FunctionName": record.name}, 1, "Count")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            if self.async_events is None:
+                raise ServiceException("Asynchronous invocation is not available on this server.")
+            ref = self.arns.parse_function(params["FunctionName"], params.get("Qualifier"))
+            await self.async_events.submit(record.name, ref.qualifier, payload, request_id)
             return {"StatusCode": 202}
         try:
             outcome, lines = await self.run(record, payload, request_id, params.get("ClientContext"))
         except Throttled:
             self.metrics.record_throttle(record.name, None)
             raise
-        result: dict[str, Any] = {"StatusCode": 200, "Payload": outcome.payload, "ExecutedVersion": "$LATEST"}
+        result: dict[str, Any] = {
+            "StatusCode": 200,
+            "Payload": outcome.payload,
+            "ExecutedVersion": record.version,
+        }
         if outcome.kind != "ok":
             result["FunctionError"] = "Unhandled"
         if params.get("LogType") == "Tail":
             result["LogResult"] = base64.b64encode(loglines.tail(lines).encode()).decode()
         return result
 
-    async def _run_async(self, record: FunctionRecord, payload: bytes, request_id: str) -> None:
-        """Event invocations wait for capacity instead of being throttled."""
-        while True:
-            try:
-                await self.run(record, payload, request_id, None)
-                return
-            except Throttled:
-                await asyncio.sleep(ASYNC_RETRY_S)
-            except Exception:
-                log.exception("async invocation failed", extra={"request_id": request_id})
-                return
+    async def resolve_active(self, identifier: str, qualifier: str | None) -> FunctionRecord:
+        """The Active record an invoke of ``identifier`` (+ ``qualifier``) runs; the async dispatcher's lookup."""
+        return await self._record(identifier, qualifier)
 
     # -- running one invocation ----------------------------------------------------------------
 
