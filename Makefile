@@ -8,9 +8,9 @@ DATA_DIR ?= .lambdad
 HOST ?= 127.0.0.1
 PORT ?= 9000
 
-.PHONY: setup serve test lint bench clean system-deps
+.PHONY: setup serve test lint bench clean system-deps console-e2e-deps
 
-setup: system-deps $(STAMP)
+setup: system-deps console-e2e-deps $(STAMP)
 
 # Debian packages lambdad needs at run time: bubblewrap (sandboxes), e2fsprogs (mkfs.ext4 for each
 # sandbox's /tmp), util-linux (losetup, setpriv, prlimit). Installed only when run as root and
@@ -25,6 +25,21 @@ system-deps:
 		else \
 			echo "WARNING: missing$$missing; install bubblewrap e2fsprogs util-linux, or run with --sandbox process"; \
 		fi; \
+	fi
+
+# Headless Chromium and playwright-core for the console's browser test (tests/console_e2e).
+# Best effort: where they cannot be installed, that one test skips and says why.
+console-e2e-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium and npm (apt-get) for the console browser test"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium npm >/dev/null \
+				|| echo "WARNING: chromium/npm not installed; the console browser test will skip"; \
+		fi; \
+	fi
+	@if command -v npm >/dev/null 2>&1 && [ ! -d tests/console_e2e/node_modules/playwright-core ]; then \
+		(cd tests/console_e2e && npm ci --no-audit --no-fund --silent) \
+			|| echo "WARNING: playwright-core not installed; the console browser test will skip"; \
 	fi
 
 $(STAMP): pyproject.toml

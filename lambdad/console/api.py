@@ -176,6 +176,7 @@ class ConsoleApi:
         if environment is not None:
             params["Environment"] = {"Variables": _environment(environment)}
         self._validate("UpdateFunctionConfiguration", params)
+        await self._settled(found["name"])
         config = await self.s.functions.update_configuration(params)
         return json_response(200, {"configuration": config})
 
@@ -183,8 +184,14 @@ class ConsoleApi:
         body = json_body(request)
         params = {"FunctionName": found["name"], "ZipFile": _zip(body)}
         self._validate("UpdateFunctionCode", params)
+        await self._settled(found["name"])
         config = await self.s.functions.update_code(params)
         return json_response(200, {"configuration": config})
+
+    async def _settled(self, name: str) -> None:
+        """Wait out a create or update still unpacking, which AWS would refuse with a 409, as the console's
+        user cannot see that state and would only retry."""
+        await self.s.functions.ready(await self.s.functions.resolve(name))
 
     async def files(self, request: Request, found: re.Match[str]) -> Response:
         record = await self.s.functions.resolve(found["name"])

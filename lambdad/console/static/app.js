@@ -1,4 +1,4 @@
-// The lambdad console: a single-page app with hash routes. Every user string goes in via textContent.
+// The lambdad console: a single-page app with hash routes. Every user string goes in as text (dom.js).
 import { h, clear, table, kv } from "./dom.js";
 import { sparkline, lineChart } from "./charts.js";
 

@@ -1,4 +1,4 @@
-// DOM helpers. User data only ever becomes text nodes or attribute values: never innerHTML.
+// DOM helpers. User data only ever becomes text nodes or attribute values, never parsed as HTML.
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
