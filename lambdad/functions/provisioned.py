@@ -59,6 +59,18 @@ class ProvisionedService:
         self.arns = functions.arns
         self.warmer = warmer
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Versions with provisioned environments, per function: released once no config asks for them.
+        self._warm: dict[str, set[str]] = {}
+        functions.listeners.append(self._function_changed)
+
+    async def _function_changed(self, name: str) -> None:
+        """An alias or version went away (with its config): release what no config asks for."""
+        if name not in self._warm:
+            return
+        wanted = {doc["_version"] for _, _, doc in await self.store.list_docs(TABLE, name)}
+        for version in self._warm[name] - wanted:
+            self.warmer.release(name, version)
+        self._warm[name] &= wanted
 
     async def _target(self, params: Mapping[str, Any], latest_message: str) -> tuple[str, str, str]:
         """(function, qualifier, version it runs) of a version or alias that exists."""
@@ -86,7 +98,9 @@ class ProvisionedService:
                 (key, doc) for _, key, doc in await self.store.list_docs(TABLE, name) if key != qualifier
             ]
             self._check_conflicts(qualifier, version, others)
-            await self._check_limits(name, wanted + sum(d["RequestedProvisionedConcurrentExecutions"] for _, d in others))
+            await self._check_limits(
+                name, wanted + sum(d["RequestedProvisionedConcurrentExecutions"] for _, d in others)
+            )
             previous = await self.store.get_doc(TABLE, name, qualifier)
             doc = {
                 "RequestedProvisionedConcurrentExecutions": wanted,
@@ -102,7 +116,9 @@ class ProvisionedService:
         self._spawn(self._allocate(name, qualifier, version, wanted))
         return _public(doc)
 
-    def _check_conflicts(self, qualifier: str, version: str, others: list[tuple[str, dict[str, Any]]]) -> None:
+    def _check_conflicts(
+        self, qualifier: str, version: str, others: list[tuple[str, dict[str, Any]]]
+    ) -> None:
         for key, doc in others:
             if doc["_version"] != version:
                 continue
@@ -144,13 +160,18 @@ class ProvisionedService:
     async def _allocate(self, name: str, qualifier: str, version: str, wanted: int) -> None:
         try:
             started = await self.warmer.provision(name, version, wanted)
+            self._warm.setdefault(name, set()).add(version)
             reason = None if started == wanted else "FUNCTION_ERROR_INIT_FAILURE"
         except Exception as exc:  # the config must not stay IN_PROGRESS forever
             log.exception("provisioning failed", extra={"function": name, "qualifier": qualifier})
             started, reason = 0, f"Provisioning failed: {exc}"
         async with self.functions.lock(name):
             doc = await self.store.get_doc(TABLE, name, qualifier)
-            if doc is None or doc["_version"] != version or doc["RequestedProvisionedConcurrentExecutions"] != wanted:
+            if (
+                doc is None
+                or doc["_version"] != version
+                or doc["RequestedProvisionedConcurrentExecutions"] != wanted
+            ):
                 return  # deleted or replaced meanwhile: that change released or re-provisions
             doc.update(
                 AvailableProvisionedConcurrentExecutions=started,
@@ -186,7 +207,9 @@ class ProvisionedService:
         ]
         start = 0
         if params.get("Marker"):
-            start = next((i + 1 for i, d in enumerate(items) if d["FunctionArn"] == params["Marker"]), len(items))
+            start = next(
+                (i + 1 for i, d in enumerate(items) if d["FunctionArn"] == params["Marker"]), len(items)
+            )
         limit = params.get("MaxItems") or DEFAULT_PAGE
         result: dict[str, Any] = {"ProvisionedConcurrencyConfigs": items[start : start + limit]}
         if start + limit < len(items):

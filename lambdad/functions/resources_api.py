@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 from lambdad.functions import versions
 from lambdad.functions.aliases import AliasService
+from lambdad.functions.layers import LayerService
 from lambdad.functions.policies import PolicyService
+from lambdad.functions.provisioned import ProvisionedService
 from lambdad.functions.service import FunctionService
 from lambdad.functions.url_http import Invoker, UrlHandler
 from lambdad.functions.urls import UrlService
 from lambdad.http.app import App, Handler, Request
+from lambdad.store.blobs import BlobStore
 
 
 def install_function_resources(app: App, functions: FunctionService, invoker: Invoker) -> None:
@@ -89,4 +93,71 @@ def resource_handlers(
         "UpdateAlias": update_alias,
         "DeleteAlias": delete_alias,
         "ListAliases": list_aliases,
+    }
+
+
+def layer_handlers(layers: LayerService, blobs: BlobStore) -> dict[str, Handler]:
+    """The layer operations, keyed by the API model's name."""
+
+    async def publish(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        return await layers.publish(params)
+
+    async def get(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        return await layers.get(params)
+
+    async def get_by_arn(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        return await layers.get_by_arn(params)
+
+    async def list_layers(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        return await layers.list_layers(params)
+
+    async def list_versions(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        return await layers.list_versions(params)
+
+    async def delete(params: dict[str, Any], _: Request) -> None:
+        for sha in await layers.delete(params):
+            await asyncio.to_thread(blobs.delete, sha)
+
+    async def add_permission(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        return await layers.add_permission(params)
+
+    async def remove_permission(params: dict[str, Any], _: Request) -> None:
+        await layers.remove_permission(params)
+
+    async def get_policy(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        return await layers.get_policy(params)
+
+    return {
+        "PublishLayerVersion": publish,
+        "GetLayerVersion": get,
+        "GetLayerVersionByArn": get_by_arn,
+        "ListLayers": list_layers,
+        "ListLayerVersions": list_versions,
+        "DeleteLayerVersion": delete,
+        "AddLayerVersionPermission": add_permission,
+        "RemoveLayerVersionPermission": remove_permission,
+        "GetLayerVersionPolicy": get_policy,
+    }
+
+
+def provisioned_handlers(service: ProvisionedService) -> dict[str, Handler]:
+    """The provisioned-concurrency operations, keyed by the API model's name."""
+
+    async def put(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        return await service.put(params)
+
+    async def get(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        return await service.get(params)
+
+    async def delete(params: dict[str, Any], _: Request) -> None:
+        await service.delete(params)
+
+    async def list_configs(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        return await service.list(params)
+
+    return {
+        "PutProvisionedConcurrencyConfig": put,
+        "GetProvisionedConcurrencyConfig": get,
+        "DeleteProvisionedConcurrencyConfig": delete,
+        "ListProvisionedConcurrencyConfigs": list_configs,
     }

@@ -30,6 +30,7 @@ class OptTrees:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o711)
         self._lock = threading.Lock()
+        self.clean_temp()
 
     def tree(self, layer_hashes: list[str]) -> Path | None:
         """The /opt tree of these layers (blob hex hashes, in the function's order); None without layers.
@@ -68,6 +69,7 @@ class OptTrees:
             raise
 
     def clean_temp(self) -> None:
+        """Remove trees left half-built by a crash."""
         for path in self.root.iterdir():
             if path.name.startswith(TEMP_PREFIX):
                 shutil.rmtree(path, ignore_errors=True)
