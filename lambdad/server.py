@@ -22,7 +22,8 @@ from lambdad.events.scheduler.wiring import Scheduler
 from lambdad.functions.api import function_handlers
 from lambdad.functions.arns import Arns
 from lambdad.functions.event_invoke_config import EventInvokeConfigs, event_invoke_config_handlers
-from lambdad.functions.resources_api import install_function_resources
+from lambdad.functions.provisioned import ProvisionedService
+from lambdad.functions.resources_api import install_function_resources, layer_handlers, provisioned_handlers
 from lambdad.functions.runtimes import installed_runtimes
 from lambdad.functions.service import AccountLimits, FunctionService
 from lambdad.http import auth, awsmodel
@@ -31,6 +32,7 @@ from lambdad.invoke.api import invoke_handlers
 from lambdad.invoke.async_queue import AsyncDispatcher, AsyncStore
 from lambdad.invoke.concurrency import ConcurrencyLimiter
 from lambdad.invoke.destinations import Destinations
+from lambdad.invoke.provisioned import ProvisionedWarmer
 from lambdad.invoke.service import InvokeService, WarmEnvironment
 from lambdad.observe.logstore import LogStore
 from lambdad.observe.metering import Meter
@@ -90,6 +92,7 @@ class Server:
             durable=self.logs.flush,
         )
         self.invoker.async_events = self.async_events
+        self.provisioned = ProvisionedService(self.functions, ProvisionedWarmer(self.invoker))
         self.destinations = Destinations(
             self.arns, self.queues, self.async_events, self.invoker, self.metrics
         )
@@ -117,6 +120,8 @@ class Server:
         handlers = function_handlers(self.functions) | invoke_handlers(self.invoker)
         handlers |= event_invoke_config_handlers(self.event_invoke_configs)
         handlers |= mapping_handlers(self.mappings)
+        handlers |= layer_handlers(self.functions.layers, self.blobs)
+        handlers |= provisioned_handlers(self.provisioned)
         app = App(
             lambda_operations=operations,
             lambda_handlers=handlers,
@@ -146,6 +151,7 @@ class Server:
         await self.invoker.load_reservations()
         self.pool.start()
         await self.backend.start()
+        await self.provisioned.recover()
         await self.async_events.start()
         await self.mappings.start()
         self.scheduler.start()
@@ -158,6 +164,7 @@ class Server:
         await self.mappings.close()
         await self.scheduler.close()
         await self.async_events.close()
+        await self.provisioned.close()
         await self.invoker.close()
         await self.pool.close()
         await self.backend.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,12 @@ log = logging.getLogger("lambdad.environments")
 
 #: Provisioned environments started at once: a burst of sandboxes competes for the host's CPUs.
 PREWARM_PARALLEL = 4
+
+
+def default_spawn_limit() -> int:
+    """Sandboxes started at once on this node. Starting more at a time does not start them sooner:
+    they share the CPUs, every start gets slower, and a burst spirals into timeouts."""
+    return max(4, 2 * (os.cpu_count() or 1))
 
 
 class Disposable(Protocol):
@@ -67,10 +74,15 @@ class EnvironmentPool(Generic[E]):
         limiter: ConcurrencyLimiter,
         idle_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
+        spawn_limit: int | None = None,
     ) -> None:
         self.limiter = limiter
         self.idle_timeout_s = idle_timeout_s
         self._clock = clock
+        self.spawn_limit = spawn_limit or default_spawn_limit()
+        self._spawning = 0
+        #: Invokes waiting for an environment to come back or for a free start slot.
+        self._waiters: list[asyncio.Future[None]] = []
         self._functions: dict[str, _FunctionEnvironments[E]] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._closing = False
@@ -94,19 +106,45 @@ class EnvironmentPool(Generic[E]):
         group = self._functions.get(key)
         if group is None or group.fingerprint != fingerprint:
             if group is not None:
+                log.info("configuration changed: retiring environments", extra={"key": key})
                 self._retire_group(group)
             group = _FunctionEnvironments(fingerprint)
             self._functions[key] = group
         return group
 
     async def _take(self, group: _FunctionEnvironments[E], start: Callable[[], Awaitable[E]]) -> Lease[E]:
-        while group.idle:
-            candidate = group.idle.pop().env  # most recently used first: the warmest caches
-            if not candidate.dead:
-                return Lease(candidate, cold=False)
-            group.provisioned.discard(candidate)
-            self._dispose(candidate)
-        return Lease(await start(), cold=True)
+        """An idle environment, else a new one when a start slot is free, else wait for either."""
+        while True:
+            while group.idle:
+                candidate = group.idle.pop().env  # most recently used first: the warmest caches
+                if not candidate.dead:
+                    return Lease(candidate, cold=False)
+                group.provisioned.discard(candidate)
+                self._dispose(candidate)
+            if self._spawning < self.spawn_limit:
+                self._spawning += 1
+                try:
+                    return Lease(await start(), cold=True)
+                finally:
+                    self._spawning -= 1
+                    self._wake()
+            await self._wait()
+
+    async def _wait(self) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        """Let every waiter look again: an environment came back or a start slot is free."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _give_back(self, key: str, group: _FunctionEnvironments[E], env: E) -> None:
         current = self._functions.get(key) is group
@@ -115,6 +153,7 @@ class EnvironmentPool(Generic[E]):
             await env.destroy()
         else:
             group.idle.append(_Idle(env, self._clock()))
+            self._wake()
 
     async def prewarm(
         self, key: str, function: str, fingerprint: str, start: Callable[[], Awaitable[E]], count: int

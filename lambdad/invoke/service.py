@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from lambdad.config import Settings
@@ -39,6 +40,7 @@ from lambdad.observe.metering import Meter
 from lambdad.observe.metrics import MetricStore
 from lambdad.sandbox.base import SandboxBackend, SandboxSpec
 from lambdad.store.base import FunctionRecord
+from lambdad.store.opt_trees import OptTrees
 
 log = logging.getLogger("lambdad.invoke")
 
@@ -87,7 +89,17 @@ class WarmEnvironment:
 def fingerprint(record: FunctionRecord) -> str:
     """Everything that, when changed, retires the function's environments."""
     c = record.config
-    keys = ("Runtime", "Handler", "MemorySize", "Timeout", "Environment", "EphemeralStorage", "RevisionId")
+    # Layers: layer versions are immutable, so their ARNs stand for their content.
+    keys = (
+        "Runtime",
+        "Handler",
+        "MemorySize",
+        "Timeout",
+        "Environment",
+        "EphemeralStorage",
+        "RevisionId",
+        "Layers",
+    )
     doc = json.dumps([record.code_sha, [c.get(k) for k in keys]], sort_keys=True)
     return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
@@ -119,6 +131,7 @@ class InvokeService:
         self._background: set[asyncio.Task[None]] = set()
         #: The durable queue Event invokes go to (lambdad.invoke.async_queue.AsyncDispatcher).
         self.async_events: AsyncSubmitter | None = None
+        self.opt_trees = OptTrees(settings.sandbox_root() / "opt", functions.blobs)
         functions.listeners.append(self._function_changed)
 
     async def _function_changed(self, name: str) -> None:
@@ -246,26 +259,41 @@ class InvokeService:
             lines = self._log_invocation(record, warm, outcome, request_id, memory, lease.cold)
         return outcome, lines
 
-    async def _start(self, record: FunctionRecord) -> WarmEnvironment:
+    async def start_environment(self, record: FunctionRecord, init_type: str) -> WarmEnvironment:
+        """A new environment of ``record`` (the provisioned-concurrency warmer's entry)."""
+        return await self._start(record, init_type)
+
+    async def _opt_dir(self, record: FunctionRecord) -> Path | None:
+        """The merged tree of the function's layers, bound at /opt."""
+        layers = record.config.get("Layers")
+        if not layers:
+            return None
+        hashes = await self.functions.layers.blob_hashes(layers)
+        return await asyncio.to_thread(self.opt_trees.tree, hashes)
+
+    async def _start(self, record: FunctionRecord, init_type: str = "on-demand") -> WarmEnvironment:
         version = record.version
         stream = loglines.stream_name(version)
         spec = SandboxSpec(
             sandbox_id=f"ld-{uuid.uuid4().hex[:12]}",
             runtime=record.config["Runtime"],
             code_dir=self.functions.blobs.unpacked(record.code_sha),
-            opt_dir=None,
+            opt_dir=await self._opt_dir(record),
             memory_mb=int(record.config["MemorySize"]),
             ephemeral_mb=int(record.config.get("EphemeralStorage", {}).get("Size", 512)),
             handler=record.config["Handler"],
-            env=self._environment(record, stream),
+            env=self._environment(record, stream, init_type),
         )
+        log.debug("cold start", extra={"function": record.name, "version": version})
         try:
             env = await Environment.start(self.backend, spec, INIT_TIMEOUT_S)
         except InitFailure as failure:
             return WarmEnvironment(None, stream, version, failure, _init_error_lines(failure))
         return WarmEnvironment(env, stream, version)
 
-    def _environment(self, record: FunctionRecord, stream: str) -> dict[str, str]:
+    def _environment(
+        self, record: FunctionRecord, stream: str, init_type: str = "on-demand"
+    ) -> dict[str, str]:
         """The variables AWS sets in every execution environment, then the function's own."""
         c = record.config
         runtime = installed_runtimes().get(c["Runtime"])
@@ -276,7 +304,7 @@ class InvokeService:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c["MemorySize"]),
             "AWS_LAMBDA_LOG_GROUP_NAME": c["LoggingConfig"]["LogGroup"],
             "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
             "AWS_REGION": self.settings.region,
             "AWS_DEFAULT_REGION": self.settings.region,
             "LAMBDA_TASK_ROOT": "/var/task",
