@@ -1,0 +1,88 @@
+"""docs/performance.md from one run: the machine, the command, the table, the profile, the meanings."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from bench.common import Results, fmt
+
+MEANINGS = """## What each number means
+- **warm / sequential invoke p50, p99**: one client, one persistent HTTP/1.1 connection
+  (`http.client`), `POST /2015-03-31/functions/bench-noop/invocations` with body `{}`, each request
+  signed with botocore's `SigV4Auth` *before* the clock starts; the clock covers send to last byte of
+  the answer. Floor: `bench/floor_server.py`, a raw `asyncio.Protocol` on uvloop that parses just
+  enough HTTP/1.1 and calls the same handler in-process (no auth, no isolation, no logs), measured
+  with the same client on the same machine in the same run.
+- **client SigV4 signing**: the client's cost of signing one request; excluded from the latencies.
+- **server CPU per invoke**: utime+stime of the lambdad server process (all threads) over the
+  sequential run, divided by the invokes; the sandbox line is the same for the processes in the
+  warm environment (agent + handler). Floor: the floor server's CPU per request.
+- **throughput, 32 connections**: `wrk -t2 -c32` with a SigV4 *query-string presigned* POST
+  (botocore `SigV4QueryAuth`, `UNSIGNED-PAYLOAD`), which lambdad accepts and which is replayable
+  until it expires, so every request is authenticated. On this 2-core machine wrk, the server and the
+  sandboxes share the same 2 CPUs. Floor: the floor server under the same wrk.
+- **cold / first invoke of a fresh function**: N functions are created and Active; each is invoked
+  once (sequentially, on an open connection), so each invoke creates a new sandbox. Floor: the median
+  of 20 runs of `/usr/bin/python3 -c pass` (the interpreter the sandboxes run).
+- **heavy handler**: a handler importing a generated ~300 KiB module of small functions.
+  Init Duration is read from the REPORT line returned with `LogType=Tail`; the read-only code
+  directory has no `__pycache__`, so the module is compiled on every cold start. Host comparison:
+  `python3 -B -c 'import bigmod'` (also compiles, also starts the interpreter).
+- **scale / burst**: N invokes of a handler sleeping 2 s sent at once, each on its own connection,
+  signed per request; every outcome is counted (HTTP status, AWS error type, function error).
+  Wall time of the whole burst against the handler's 2 s.
+- **PSS per idle warm environment**: after the burst, the sum of `Pss` from
+  `/proc/<pid>/smaps_rollup` over every process in a sandbox's cgroup (`.../lambdad/<sandbox-id>/
+  cgroup.procs`), median over all live sandboxes. PSS splits shared pages among sharers, so it
+  falls as more environments share the interpreter. Reference: Firecracker's published < 5 MiB
+  memory overhead per microVM (which excludes the guest's own processes).
+- **peers**: the same no-op handler under each emulator, measured with the same client and wrk.
+"""
+
+
+def write_report(
+    out: Path, results: Results, machine: dict[str, str], command: str, profile: Counter[str] | None
+) -> None:
+    lines = [
+        "# Performance",
+        "",
+        "Written by `make bench` (`bench/run.py`); numbers below are from the latest run.",
+        "",
+    ]
+    lines += ["## Machine and command", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in machine.items()]
+    lines += [f"| command | `{command}` |", ""]
+    lines += [
+        "## Results",
+        "",
+        "| section | figure | value | floor | ratio | notes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in results.figures:
+        floor = f"{fmt(f.floor)} {f.unit} ({f.floor_name})" if f.floor is not None else "-"
+        ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
+        lines.append(f"| {f.section} | {f.name} | {fmt(f.value)} {f.unit} | {floor} | {ratio} | {f.note} |")
+    lines.append("")
+    for section, notes in results.notes.items():
+        lines += [f"- {section}: {note}" for note in notes]
+    if results.notes:
+        lines.append("")
+    if profile:
+        lines += profile_tables(profile)
+    lines.append(MEANINGS)
+    out.write_text("\n".join(lines))
+
+
+def profile_tables(profile: Counter[str], top: int = 15) -> list[str]:
+    total = profile["total"] or 1
+    lines = ["## Where the server's time goes on the warm path (py-spy, under wrk load)", "",
+             f"{profile['total']} samples of the server's threads while busy (py-spy `record --format raw`,"
+             " 250 Hz, idle excluded). Self: the frame on top of the stack. Inclusive: anywhere on it.", "",
+             "| self % | function |", "|---|---|"]  # fmt: skip
+    selfs = [(k[5:], v) for k, v in profile.most_common() if k.startswith("self:")]
+    lines += [f"| {v / total:.1%} | `{k}` |" for k, v in selfs[:top]]
+    lines += ["", "| inclusive % | lambdad function |", "|---|---|"]
+    own = [(k[10:], v) for k, v in profile.most_common() if k.startswith("inclusive:") and "lambdad/" in k]
+    lines += [f"| {v / total:.1%} | `{k}` |" for k, v in own[:top]]
+    return lines + [""]
