@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -127,6 +128,7 @@ class InvokeService:
         self.metrics = metrics
         #: Active records by (name, version, qualifier as invoked); aliases by (name, alias).
         self._records: dict[tuple[str, str, str | None], FunctionRecord] = {}
+        self._fingerprints: dict[int, tuple[FunctionRecord, str]] = {}
         self._aliases: dict[tuple[str, str], dict[str, Any]] = {}
         self._background: set[asyncio.Task[None]] = set()
         #: The durable queue Event invokes go to (lambdad.invoke.async_queue.AsyncDispatcher).
@@ -238,7 +240,7 @@ class InvokeService:
         key = f"{record.name}:{record.version}"
         memory = int(record.config["MemorySize"])
         async with self.pool.acquire(
-            key, record.name, fingerprint(record), lambda: self._start(record)
+            key, record.name, self._fingerprint(record), lambda: self._start(record)
         ) as lease:
             warm = lease.env
             request = InvokeRequest(
@@ -258,6 +260,16 @@ class InvokeService:
                     outcome = _too_large(outcome)
             lines = self._log_invocation(record, warm, outcome, request_id, memory, lease.cold)
         return outcome, lines
+
+    def _fingerprint(self, record: FunctionRecord) -> str:
+        """fingerprint(), computed once per cached record (it hashes the configuration)."""
+        cached = self._fingerprints.get(id(record))
+        if cached is None or cached[0] is not record:
+            if len(self._fingerprints) > 4096:
+                self._fingerprints.clear()
+            cached = (record, fingerprint(record))
+            self._fingerprints[id(record)] = cached
+        return cached[1]
 
     async def start_environment(self, record: FunctionRecord, init_type: str) -> WarmEnvironment:
         """A new environment of ``record`` (the provisioned-concurrency warmer's entry)."""
@@ -417,7 +429,7 @@ def _too_large(outcome: InvokeOutcome) -> InvokeOutcome:
 
 
 def _trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
 
 
 def _iso_now() -> str:

@@ -41,6 +41,29 @@ def _read_int(path: Path, default: int = 0) -> int:
     return default if text in ("", "max") else int(text)
 
 
+class _Counter:
+    """A cgroup file read again and again through one open descriptor: one pread per reading instead
+    of open, read and close (it is read after every invocation)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def read(self) -> int:
+        try:
+            if self.fd is None:
+                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            text = os.pread(self.fd, 64, 0).strip()
+        except OSError:
+            return 0
+        return 0 if text in (b"", b"max") else int(text)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def _read_keyed(path: Path, key: str) -> int:
     try:
         for line in path.read_text().splitlines():
@@ -88,6 +111,7 @@ class Cgroup:
 
     version: int
     dirs: list[Path]
+    _peak: _Counter
 
     def procs_files(self) -> list[Path]:
         return [d / "cgroup.procs" for d in self.dirs]
@@ -110,6 +134,7 @@ class Cgroup:
 
     def remove(self) -> None:
         self.kill_all()
+        self._peak.close()
         for d in self.dirs:
             _rmdir(d)
 
@@ -134,6 +159,7 @@ class CgroupV1(Cgroup):
     def __init__(self, dirs: dict[str, Path]) -> None:
         self.by_controller = dirs
         self.dirs = list(dirs.values())
+        self._peak = _Counter(dirs["memory"] / "memory.max_usage_in_bytes")
 
     def apply(self, limits: Limits) -> None:
         mem = self.by_controller["memory"]
@@ -157,7 +183,7 @@ class CgroupV1(Cgroup):
         return _read_keyed(self.by_controller["memory"] / "memory.oom_control", "oom_kill")
 
     def peak_bytes(self) -> int:
-        return _read_int(self.by_controller["memory"] / "memory.max_usage_in_bytes")
+        return self._peak.read()
 
 
 class CgroupV2(Cgroup):
@@ -166,6 +192,7 @@ class CgroupV2(Cgroup):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.dirs = [path]
+        self._peak = _Counter(path / "memory.peak")
 
     def apply(self, limits: Limits) -> None:
         _write(self.path / "memory.max", str(limits.memory_mb * 1024 * 1024))
@@ -189,7 +216,7 @@ class CgroupV2(Cgroup):
         return _read_keyed(self.path / "memory.events", "oom_kill")
 
     def peak_bytes(self) -> int:
-        return _read_int(self.path / "memory.peak")
+        return self._peak.read()
 
 
 class CgroupDriver:
