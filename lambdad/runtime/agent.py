@@ -14,7 +14,10 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs about a megabyte in every sandbox; annotations are strings here
+    from typing import Any
 
 if __package__:
     from . import protocol as P
@@ -546,7 +549,6 @@ def _preload() -> None:
     import json  # noqa: F401
     import logging  # noqa: F401
     import traceback  # noqa: F401
-    import urllib.request  # noqa: F401
 
 
 def _specialize(header: dict[str, Any]) -> list[str]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the agent imports this module inside every sandbox: keep typing out of it
+    from typing import Any
 
 INIT = 1  # host -> agent: start the runtime (everything it needs is in the environment)
 READY = 2  # agent -> host: {"init_duration_ms"}
