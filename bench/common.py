@@ -230,8 +230,8 @@ def deploy(lam: object, name: str, files: dict[str, str | bytes], timeout: int =
     )
 
 
-def start_server(root: Path) -> ServerProcess:
-    return ServerProcess(root / "data").start()
+def start_server(root: Path, args: list[str] | None = None) -> ServerProcess:
+    return ServerProcess(root / "data", extra_args=args or []).start()
 
 
 def start_floor(handler_dir: Path, port: int) -> subprocess.Popen[bytes]:

@@ -44,7 +44,7 @@ class Settings:
     max_concurrency: int = 1000
     #: Generic sandboxes kept started ahead of demand, so a cold start only mounts code and imports
     #: the handler (same isolation as any sandbox). 0 turns it off.
-    prespawn: int = 2
+    prespawn: int = 4
     #: Seconds an idle warm environment is kept before it is reaped.
     idle_timeout_s: float = 600.0
     #: Seconds before the first retry of a failed asynchronous invocation; the second waits twice as

@@ -21,7 +21,8 @@ from lambdad.functions import validation, versions
 from lambdad.functions.arns import Arns, FunctionRef
 from lambdad.functions.codezip import ZipSummary, inspect_zip
 from lambdad.functions.layers import LayerService
-from lambdad.functions.runtimes import check_runtime
+from lambdad.functions.precompile import precompile
+from lambdad.functions.runtimes import check_runtime, installed_runtimes
 from lambdad.http.errors import (
     InvalidParameterValueException,
     PreconditionFailedException,
@@ -282,7 +283,10 @@ class FunctionService:
             return
         failure: Exception | None = None
         try:
-            await asyncio.to_thread(self.blobs.unpacked, record.code_sha)
+            tree = await asyncio.to_thread(self.blobs.unpacked, record.code_sha)
+            runtime = installed_runtimes().get(record.config.get("Runtime", ""))
+            if runtime is not None and runtime.family == "python" and runtime.interpreter is not None:
+                await precompile(tree, runtime.interpreter)
         except Exception as exc:  # an unpack failure must not leave the function Pending forever
             log.exception("unpacking code failed", extra={"function": name})
             failure = exc
@@ -354,7 +358,7 @@ class FunctionService:
         if params.get("FunctionVersion") == "ALL":
             return await self._list_all_versions(params.get("Marker"), limit)
         page = await self.store.list_functions(params.get("Marker"), limit + 1)
-        result: dict[str, Any] = {"Functions": [r.config for r in page[:limit]]}
+        result: dict[str, Any] = {"Functions": [_listed(r.config) for r in page[:limit]]}
         if len(page) > limit:
             result["NextMarker"] = page[limit - 1].name
         return result
@@ -381,7 +385,7 @@ class FunctionService:
         return result
 
     def _listed_version(self, record: FunctionRecord) -> dict[str, Any]:
-        return {**record.config, "FunctionArn": self.arns.function(record.name, record.version)}
+        return {**_listed(record.config), "FunctionArn": self.arns.function(record.name, record.version)}
 
     async def account_settings(self, concurrency_in_use: int = 0) -> dict[str, Any]:
         count, total = await self.store.function_stats()
@@ -487,3 +491,21 @@ class FunctionService:
             record.reserved_concurrency = None
             await self.store.put_function(record)
         await self._notify(record.name)
+
+
+# ListFunctions leaves out the state fields and the runtime version, as AWS does.
+_NOT_LISTED = frozenset(
+    {
+        "State",
+        "StateReason",
+        "StateReasonCode",
+        "LastUpdateStatus",
+        "LastUpdateStatusReason",
+        "LastUpdateStatusReasonCode",
+        "RuntimeVersionConfig",
+    }
+)
+
+
+def _listed(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in _NOT_LISTED}

@@ -26,7 +26,11 @@ else:  # run as a script
 
 AGENT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNTIME_API = "127.0.0.1:9001"
-MAX_RESPONSE = 6 * 1024 * 1024
+MAX_RESPONSE = 6_291_556  # AWS's limit for a synchronous response (6 MB and 100 bytes)
+RESPONSE_TOO_LARGE = {
+    "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE} bytes).",
+    "errorType": "Function.ResponseSizeTooLarge",
+}
 ERROR_LOG_IDENT = "\u00a0"
 ERROR_LOG_LINE_TERMINATE = "\r"
 
@@ -445,14 +449,28 @@ def make_http_handler(api: RuntimeApi) -> Any:
         def fail(self, status: int, error_type: str, message: str) -> None:
             self.reply(status, json.dumps({"errorMessage": message, "errorType": error_type}).encode())
 
-        def read_body(self) -> bytes | None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_RESPONSE:
-                self.rfile.read(length)
-                self.fail(413, "RequestEntityTooLarge",
-                          f"Exceeded maximum allowed payload size ({MAX_RESPONSE} bytes).")  # fmt: skip
-                return None
-            return self.rfile.read(length) if length else b""
+        def read_body(self) -> tuple[bytes | None, dict[str, str]]:
+            """The body (None when it is over MAX_RESPONSE: read and dropped) and, for a chunked
+            body (a streaming response), its trailers, names lower-cased."""
+            if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_RESPONSE:
+                    self.rfile.read(length)
+                    return None, {}
+                return (self.rfile.read(length) if length else b""), {}
+            chunks: list[bytes] = []
+            size = 0
+            while (length := int(self.rfile.readline(65537).split(b";", 1)[0].strip() or b"0", 16)) > 0:
+                data = self.rfile.read(length)
+                self.rfile.readline()  # the CRLF after each chunk
+                size += length
+                if size <= MAX_RESPONSE:
+                    chunks.append(data)
+            trailers: dict[str, str] = {}
+            while (line := self.rfile.readline(65537)) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                trailers[name.strip().lower()] = value.strip()
+            return (b"".join(chunks) if size <= MAX_RESPONSE else None), trailers
 
         def do_GET(self) -> None:
             if self.path != prefix + "invocation/next":
@@ -471,11 +489,21 @@ def make_http_handler(api: RuntimeApi) -> Any:
             self.reply(200, body, headers)
 
         def do_POST(self) -> None:
-            body = self.read_body()
-            if body is None:
-                return
+            body, trailers = self.read_body()
             path = self.path
+            if body is None:
+                parts = path[len(prefix) :].split("/") if path.startswith(prefix) else []
+                if len(parts) == 3 and parts[0] == "invocation" and parts[2] == "response":
+                    # as on AWS: the invoke fails at once, whatever the runtime does next
+                    api.finish(parts[1], P.ERROR, {"errorType": "Function.ResponseSizeTooLarge"},
+                               json.dumps(RESPONSE_TOO_LARGE).encode())  # fmt: skip
+                return self.fail(413, "RequestEntityTooLarge",
+                                 f"Exceeded maximum allowed payload size ({MAX_RESPONSE} bytes).")  # fmt: skip
             error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
+            if trailers.get("lambda-runtime-function-error-type"):  # a streaming response failed midway
+                error_type = trailers["lambda-runtime-function-error-type"]
+                body = _b64_or(trailers.get("lambda-runtime-function-error-body"), body)
+                path = path[: -len("response")] + "error" if path.endswith("/response") else path
             if path == prefix + "init/error":
                 api.init_error(error_type or "Runtime.Unknown", body)
                 return self.reply(202, b'{"status":"OK"}')
@@ -493,6 +521,16 @@ def make_http_handler(api: RuntimeApi) -> Any:
             self.reply(202, b'{"status":"OK"}')
 
     return Handler
+
+
+def _b64_or(value: str | None, default: bytes) -> bytes:
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(value, validate=True) if value else default
+    except (binascii.Error, ValueError):
+        return default
 
 
 def _body_error_type(body: bytes) -> str | None:

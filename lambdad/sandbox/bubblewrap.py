@@ -37,6 +37,10 @@ RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 #: Spares are made for the default /tmp size and the smallest memory size, then adjusted.
 SPARE_EPHEMERAL_MB = 512
 SPARE_MEMORY_MB = 128
+#: Spares start at this nice level so that building them never slows down serving invocations.
+SPARE_NICE = 10
+#: Seconds without a spare being taken before the next one is built.
+REFILL_QUIET_S = 0.2
 AGENT_PARENT = "/var/lambdad"
 SANDBOX_UID = 993
 MNT_DETACH = 2
@@ -166,6 +170,7 @@ class BubblewrapBackend:
         self.spares_wanted = spares
         self._spares: list[BubblewrapSandbox] = []
         self._refill: asyncio.Task[None] | None = None
+        self._last_take = 0.0
         self._closing = False
         self.python = python
         self.node = node
@@ -206,6 +211,7 @@ class BubblewrapBackend:
     async def spawn(self, spec: SandboxSpec) -> BubblewrapSandbox:
         """A sandbox for ``spec``: a spare specialized for it when one fits, else a new one."""
         if self._spares and spec.ephemeral_mb == SPARE_EPHEMERAL_MB:
+            self._last_take = time.monotonic()
             box = self._spares.pop()
             self._kick()
             try:
@@ -225,6 +231,9 @@ class BubblewrapBackend:
             _bind_read_only(spec.opt_dir, box.workdir / "opt")
         if box.group is not None:
             box.group.apply(cgroups.Limits(spec.memory_mb))
+            for pid in box.group.pids():  # spares are built at low priority; a function runs at normal
+                with contextlib.suppress(OSError):
+                    os.setpriority(os.PRIO_PROCESS, pid, 0)
         box.spec = spec
         box.init_header = {"argv": agent_args(spec, self.node), "env": spec.env}
 
@@ -236,6 +245,9 @@ class BubblewrapBackend:
 
     async def _fill(self) -> None:
         while not self._closing and len(self._spares) < self.spares_wanted:
+            # Serving comes first: a spare is built only once takes have paused for a moment.
+            while (quiet := time.monotonic() - self._last_take) < REFILL_QUIET_S:
+                await asyncio.sleep(REFILL_QUIET_S - quiet)
             try:
                 box = await self._spawn_spare()
             except Exception:
@@ -343,7 +355,8 @@ class BubblewrapBackend:
         procs = [str(p) for p in box.group.procs_files()] if box.group else []
         setpriv = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
         bwrap = self.bwrap_args(box.spec, box.workdir / "tmp", child_end.fileno(), spare)
-        argv = ["/bin/sh", "-c", _WRAPPER, "sh", str(len(procs)), *procs, "prlimit", f"--nofile={NOFILE}",
+        nice = ["nice", "-n", str(SPARE_NICE)] if spare else []
+        argv = ["/bin/sh", "-c", _WRAPPER, "sh", str(len(procs)), *procs, *nice, "prlimit", f"--nofile={NOFILE}",
                 "--", *setpriv, "--", *bwrap]  # fmt: skip
         try:
             box.proc = await asyncio.create_subprocess_exec(
