@@ -147,7 +147,9 @@ class FunctionService:
         self._prepare(record)
         if params.get("Publish"):
             async with self._lock(ref.name):
-                await versions.publish(self, ref.name, {}, with_update=True)
+                published = await versions.publish(self, ref.name, {}, with_update=True)
+            # AWS answers with the unqualified configuration, numbered as the version just published
+            return {**config, "Version": published["Version"]}
         return config
 
     def _check_config(self, params: Mapping[str, Any], creating: bool) -> str:

@@ -369,5 +369,7 @@ def render_rest_output(
         return status, headers, b""
     if raw is not None:
         return status, headers, raw
+    if payload_name is not None:  # a raw-payload operation without a payload (Invoke's 202): no body
+        return status, headers, b""
     headers.append((b"content-type", b"application/json"))
     return status, headers, json.dumps(body_doc, separators=(",", ":")).encode()

@@ -304,7 +304,8 @@ def test_account_settings_and_concurrency(lam: Any, fn_name: str) -> None:
         == 5
     )
     assert lam.get_function_concurrency(FunctionName=fn_name)["ReservedConcurrentExecutions"] == 5
-    assert lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == 995
+    unreserved = before["AccountLimit"]["UnreservedConcurrentExecutions"]
+    assert lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == unreserved - 5
     with pytest.raises(ClientError) as exc:
         lam.put_function_concurrency(FunctionName=fn_name, ReservedConcurrentExecutions=950)
     assert "below its minimum value of [100]" in error_of(exc)[2]
