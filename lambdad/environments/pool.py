@@ -211,6 +211,11 @@ class EnvironmentPool(Generic[E]):
             group = self._functions.pop(key)
             self._retire_group(group)
 
+    def has_provisioned(self, key: str) -> bool:
+        """Whether ``key`` has environments started for provisioned concurrency."""
+        group = self._functions.get(key)
+        return group is not None and bool(group.provisioned)
+
     def counts(self) -> tuple[int, int]:
         """(idle, busy) environments over all functions."""
         idle = sum(len(g.idle) for g in self._functions.values())

@@ -202,7 +202,12 @@ class Invoker(Protocol):
     async def resolve_active(self, name: str, qualifier: str | None) -> FunctionRecord: ...
 
     async def run(
-        self, record: FunctionRecord, payload: bytes, request_id: str, client_context: str | None
+        self,
+        record: FunctionRecord,
+        payload: bytes,
+        request_id: str,
+        client_context: str | None,
+        qualifier: str | None = None,
     ) -> tuple[InvokeOutcome, list[str]]: ...
 
 
@@ -377,7 +382,10 @@ class AsyncDispatcher:
             return
         self.metrics.record("AsyncEventAge", dims, max(0, now - event.received_ms), "Milliseconds")
         try:
-            outcome, _ = await self.invoker.run(record, payload, event.request_id, None)
+            resource = (
+                f"{event.function}:{event.qualifier}" if event.qualifier not in ("", "$LATEST") else None
+            )
+            outcome, _ = await self.invoker.run(record, payload, event.request_id, None, resource)
         except Throttled:
             event.throttles += 1
             low, high = THROTTLE_BACKOFF_S

@@ -71,6 +71,8 @@ class WarmEnvironment:
     version: str
     failure: InitFailure | None = None
     init_log: list[str] = field(default_factory=list)
+    #: Started ahead for provisioned concurrency (its invocations are counted as such).
+    provisioned: bool = False
 
     @property
     def init_duration_ms(self) -> float:
@@ -211,10 +213,13 @@ class InvokeService:
             ref = self.arns.parse_function(params["FunctionName"], params.get("Qualifier"))
             await self.async_events.submit(record.name, ref.qualifier, payload, request_id)
             return {"StatusCode": 202}
+        qualifier = self.arns.parse_function(params["FunctionName"], params.get("Qualifier")).qualifier
         try:
-            outcome, lines = await self.run(record, payload, request_id, params.get("ClientContext"))
+            outcome, lines = await self.run(
+                record, payload, request_id, params.get("ClientContext"), qualifier
+            )
         except Throttled:
-            self.metrics.record_throttle(record.name, None)
+            self.metrics.record_throttle(record.name, qualifier)
             raise
         result: dict[str, Any] = {
             "StatusCode": 200,
@@ -234,9 +239,15 @@ class InvokeService:
     # -- running one invocation ----------------------------------------------------------------
 
     async def run(
-        self, record: FunctionRecord, payload: bytes, request_id: str, client_context: str | None
+        self,
+        record: FunctionRecord,
+        payload: bytes,
+        request_id: str,
+        client_context: str | None,
+        qualifier: str | None = None,
     ) -> tuple[InvokeOutcome, list[str]]:
-        """Invoke once; returns the outcome and the invocation's log lines."""
+        """Invoke once; returns the outcome and the invocation's log lines. ``qualifier`` is the one
+        the caller used (an alias or version), for the Resource dimension of its metrics."""
         key = f"{record.name}:{record.version}"
         memory = int(record.config["MemorySize"])
         async with self.pool.acquire(
@@ -259,7 +270,28 @@ class InvokeService:
                 if outcome.kind == "ok" and len(outcome.payload) > MAX_SYNC_RESPONSE:
                     outcome = _too_large(outcome)
             lines = self._log_invocation(record, warm, outcome, request_id, memory, lease.cold)
+            self._count(record, warm, outcome, qualifier, self.pool.has_provisioned(key))
         return outcome, lines
+
+    def _count(
+        self,
+        record: FunctionRecord,
+        warm: WarmEnvironment,
+        outcome: InvokeOutcome,
+        qualifier: str | None,
+        provisioned_config: bool,
+    ) -> None:
+        """Metrics of one invocation that ran, with AWS/Lambda's names and dimensions."""
+        error = outcome.kind != "ok"
+        self.metrics.record_invocation(record.name, qualifier, record.version, outcome.duration_ms, error)
+        if warm.provisioned or provisioned_config:
+            name = (
+                "ProvisionedConcurrencyInvocations"
+                if warm.provisioned
+                else "ProvisionedConcurrencySpilloverInvocations"
+            )
+            dims = {"FunctionName": record.name, "Resource": f"{record.name}:{qualifier or record.version}"}
+            self.metrics.record(name, dims, 1, "Count")
 
     def _fingerprint(self, record: FunctionRecord) -> str:
         """fingerprint(), computed once per cached record (it hashes the configuration)."""
@@ -301,7 +333,7 @@ class InvokeService:
             env = await Environment.start(self.backend, spec, INIT_TIMEOUT_S)
         except InitFailure as failure:
             return WarmEnvironment(None, stream, version, failure, _init_error_lines(failure))
-        return WarmEnvironment(env, stream, version)
+        return WarmEnvironment(env, stream, version, provisioned=init_type == "provisioned-concurrency")
 
     def _environment(
         self, record: FunctionRecord, stream: str, init_type: str = "on-demand"
@@ -382,9 +414,6 @@ class InvokeService:
             record.config["LoggingConfig"]["LogGroup"], warm.stream, [(now, line) for line in lines]
         )
         self.meter.record(record.name, loglines.billed_ms(outcome.duration_ms), memory, outcome.kind != "ok")
-        self.metrics.record_invocation(
-            record.name, None, record.version, outcome.duration_ms, outcome.kind != "ok"
-        )
         return lines
 
     async def close(self) -> None:

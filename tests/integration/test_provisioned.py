@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -156,3 +157,45 @@ def test_version_and_alias_conflicts(lam: Any, fn_name: str) -> None:
     assert (
         lam.list_provisioned_concurrency_configs(FunctionName=fn_name)["ProvisionedConcurrencyConfigs"] == []
     )
+
+
+def test_provisioned_and_alias_invocations_are_metered(server: Any, lam: Any) -> None:
+    """Invocations on a provisioned alias count as ProvisionedConcurrencyInvocations with Resource."""
+    import datetime as dt
+
+    name = f"pcm-{uuid.uuid4().hex[:8]}"
+    lam.create_function(**create_kwargs(name, PY_ECHO))
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
+    lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=1
+    )
+    deadline = time.monotonic() + 60
+    while lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")["Status"] != "READY":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    for _ in range(3):
+        lam.invoke(FunctionName=name, Qualifier="live", Payload=b"{}")
+    cw = server.client("cloudwatch")
+    now = dt.datetime.now(dt.UTC)
+    stats = cw.get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="ProvisionedConcurrencyInvocations",
+        Dimensions=[{"Name": "FunctionName", "Value": name}, {"Name": "Resource", "Value": f"{name}:live"}],
+        StartTime=now - dt.timedelta(minutes=5),
+        EndTime=now + dt.timedelta(minutes=1),
+        Period=60,
+        Statistics=["Sum"],
+    )
+    assert sum(p["Sum"] for p in stats["Datapoints"]) == 3
+    invocations = cw.get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="Invocations",
+        Dimensions=[{"Name": "FunctionName", "Value": name}, {"Name": "Resource", "Value": f"{name}:live"}],
+        StartTime=now - dt.timedelta(minutes=5),
+        EndTime=now + dt.timedelta(minutes=1),
+        Period=60,
+        Statistics=["Sum"],
+    )
+    assert sum(p["Sum"] for p in invocations["Datapoints"]) == 3

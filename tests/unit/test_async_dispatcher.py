@@ -35,7 +35,12 @@ class FakeInvoker:
         )
 
     async def run(
-        self, record: FunctionRecord, payload: bytes, request_id: str, client_context: str | None
+        self,
+        record: FunctionRecord,
+        payload: bytes,
+        request_id: str,
+        client_context: str | None,
+        qualifier: str | None = None,
     ) -> tuple[InvokeOutcome, list[str]]:
         self.calls.append(request_id)
         result = self.script(len(self.calls))
