@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from lambdad import __version__
-from lambdad.client import deploy, functions, invoke, logs, usage
+from lambdad.client import deploy, functions, invoke, logs, url, usage
 from lambdad.client.errors import run_guarded
 from lambdad.config import Settings, SettingsError, credentials_from_env
 
@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default=defaults.log_level, choices=("debug", "info", "warning", "error")
     )
-    for command in (deploy, invoke, logs, functions, usage):
+    for command in (deploy, invoke, logs, functions, usage, url):
         command.register(commands)
     return parser
 

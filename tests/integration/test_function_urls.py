@@ -148,3 +148,22 @@ def test_iam_url_requires_sigv4(server: ServerProcess, lam: Any, fn_name: str) -
     status, _, body = fetch(server, url, "/plain", headers=dict(signed.headers.items()))
     assert (status, json.loads(body)) == (200, {"just": "json"})
     lam.delete_function(FunctionName=fn_name)
+
+
+def test_url_public_command_grants_in_one_step(server: ServerProcess, lam: Any, fn_name: str) -> None:
+    import subprocess
+    import sys
+
+    lam.create_function(**create_kwargs(fn_name, ECHO_EVENT))
+    wait_active(lam, fn_name)
+    url = lam.create_function_url_config(FunctionName=fn_name, AuthType="NONE")["FunctionUrl"]
+    assert fetch(server, url)[0] == 403
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    command = [sys.executable, "-m", "lambdad", "url-public", fn_name, "--endpoint-url", server.endpoint]
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "granted: FunctionURLAllowPublicAccess, FunctionURLInvokeAllowPublicAccess" in first.stdout
+    assert url in first.stdout
+    assert fetch(server, url)[0] == 201, "the handler answers 201 once the URL is public"
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert again.returncode == 0 and "already public" in again.stdout
