@@ -467,3 +467,20 @@ def _runtime_processes_of(server: ServerProcess) -> int:
     root = Settings(data_dir=server.data_dir).sandbox_root()
     out = subprocess.run(["pgrep", "-f", f"bwrap .*{root}/"], capture_output=True, text=True)
     return len(out.stdout.split())
+
+
+def test_megabytes_of_output_are_capped_and_logged(server: ServerProcess, lam: Any) -> None:
+    name = deploy(
+        lam,
+        "import sys\ndef handler(event, context):\n"
+        "    line = 'y' * 1023 + '\\n'\n"
+        "    for _ in range(20 * 1024):\n        sys.stdout.write(line)\n"
+        "    return 'done'\n",
+        Timeout=30,
+        MemorySize=512,
+    )
+    response, body = call(lam, name, LogType="Tail")
+    assert body == "done" and "FunctionError" not in response
+    assert "bytes of output dropped" in log_of(response), "20 MB of output is capped, and says so"
+    assert len(base64.b64decode(response["LogResult"])) <= 4096
+    assert call(lam, name)[1] == "done", "the environment keeps working"
