@@ -147,6 +147,9 @@ def _create_some(lam: Any, count: int) -> list[str]:
 def test_state_survives_restart_and_kill_9(new_server: Any, tmp_path: Path) -> None:
     first = new_server(tmp_path / "data")
     names = _create_some(first.client("lambda"), 5)
+    first.client("lambda").get_waiter("function_active_v2").wait(
+        FunctionName=names[0], WaiterConfig={"Delay": 0.1}
+    )
     first.client("lambda").update_function_configuration(FunctionName=names[0], Timeout=42)
     assert first.stop(signal.SIGTERM) == 0
 
