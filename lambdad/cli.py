@@ -166,8 +166,24 @@ def _print_credentials_help(settings: Settings, key_id: str, secret: str, create
     )
 
 
+def _raise_fd_limit() -> None:
+    """Each execution environment holds a few descriptors (socket, pipe, cgroup file): a thousand
+    environments need more than the common soft limit of 1024, so use the hard limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def serve(settings: Settings) -> int:
     import uvicorn
+
+    _raise_fd_limit()
 
     from lambdad.server import Server
 
@@ -193,6 +209,7 @@ def serve(settings: Settings) -> int:
         # SDKs pool keep-alive connections; closing them after uvicorn's default 5 s idle races with a
         # client reusing one (ConnectionClosedError). AWS's endpoints keep idle connections far longer.
         timeout_keep_alive=75,
+        server_header=False,  # AWS's endpoints do not name their server; one header less per response
     )
     http_server = uvicorn.Server(config)
     # uvicorn re-raises the stopping signal once it has shut down, under the handler that was in place

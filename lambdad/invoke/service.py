@@ -458,7 +458,8 @@ def _too_large(outcome: InvokeOutcome) -> InvokeOutcome:
 
 
 def _trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
+    rand = os.urandom(20).hex()
+    return f"Root=1-{int(time.time()):08x}-{rand[:24]};Parent={rand[24:]};Sampled=0"
 
 
 def _iso_now() -> str:
