@@ -30,12 +30,12 @@ system-deps:
 # Headless Chromium and playwright-core for the console's browser test (tests/console_e2e).
 # Best effort: where they cannot be installed, that one test skips and says why.
 console-e2e-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing chromium and npm (apt-get) for the console browser test"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium npm >/dev/null \
-				|| echo "WARNING: chromium/npm not installed; the console browser test will skip"; \
-		fi; \
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing$$missing (apt-get) for the console browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+			|| echo "WARNING:$$missing not installed; the console browser test will skip"; \
 	fi
 	@if command -v npm >/dev/null 2>&1 && [ ! -d tests/console_e2e/node_modules/playwright-core ]; then \
 		(cd tests/console_e2e && npm ci --no-audit --no-fund --silent) \
