@@ -67,7 +67,8 @@ class AliasService:
             raise InvalidParameterValueException(
                 "Number of items in AdditionalVersionWeights cannot be greater than 1"
             )
-        await self.functions.load_version(name, "$LATEST")
+        # A missing function is reported by the version the alias would point to, as AWS does.
+        await self.functions.load_version(name, "$LATEST", version)
         await self.functions.load_version(name, version, version)
         for extra in weights:
             if extra == version:

@@ -7,6 +7,7 @@ from typing import Any
 
 from lambdad.functions.service import FunctionService
 from lambdad.http.app import Handler, Request
+from lambdad.http.errors import CodeSigningConfigNotFoundException
 
 
 def function_handlers(service: FunctionService) -> dict[str, Handler]:
@@ -46,6 +47,22 @@ def function_handlers(service: FunctionService) -> dict[str, Handler]:
     async def list_tags(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
         return await service.list_tags(params)
 
+    # Code signing configs are not implemented (CreateCodeSigningConfig is an unknown operation), so
+    # no function has one: these answer what AWS answers for a function without one.
+    async def get_code_signing(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        await service.resolve(params["FunctionName"])
+        return {}  # AWS sends an empty body here, although the model marks both members required
+
+    async def put_code_signing(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        raise CodeSigningConfigNotFoundException(
+            "The code signing configuration cannot be found. Check that the provided configuration is not "
+            f"deleted: {params['CodeSigningConfigArn']}."
+        )
+
+    async def delete_code_signing(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+        await service.resolve(params["FunctionName"])
+        return {}
+
     async def put_concurrency(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
         return await service.put_concurrency(params)
 
@@ -70,4 +87,7 @@ def function_handlers(service: FunctionService) -> dict[str, Handler]:
         "PutFunctionConcurrency": put_concurrency,
         "GetFunctionConcurrency": get_concurrency,
         "DeleteFunctionConcurrency": delete_concurrency,
+        "GetFunctionCodeSigningConfig": get_code_signing,
+        "PutFunctionCodeSigningConfig": put_code_signing,
+        "DeleteFunctionCodeSigningConfig": delete_code_signing,
     }

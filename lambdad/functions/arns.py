@@ -5,11 +5,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from lambdad.functions.validation import MAX_NAME_LENGTH
 from lambdad.http.errors import (
     AccessDeniedException,
     InvalidParameterValueException,
     ResourceNotFoundException,
+    ValidationException,
 )
+
+#: The FunctionName length AWS enforced when the recordings were made; botocore's model now allows
+#: 256 (a 64-character name plus a 128-character alias fit in an ARN only that long), so it is applied
+#: only to identifiers whose name is over 64 characters anyway, as AWS answered for those.
+MAX_ARN_LENGTH = 140
 
 _FUNCTION_ID = re.compile(
     r"^(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?"
@@ -43,6 +50,15 @@ class Arns:
         found = _FUNCTION_ID.match(identifier)
         if found is None:
             raise ResourceNotFoundException(f"Function not found: {self.function(identifier)}")
+        if len(found.group("name")) > MAX_NAME_LENGTH:
+            prefix = f"1 validation error detected: Value '{identifier}' at 'functionName' failed to satisfy constraint: "
+            if len(identifier) > MAX_ARN_LENGTH:
+                raise ValidationException(
+                    f"{prefix}Member must have length less than or equal to {MAX_ARN_LENGTH}"
+                )
+            raise InvalidParameterValueException(
+                f"{prefix}Member must have length less than or equal to {MAX_NAME_LENGTH}"
+            )
         region = found.group("region")
         if region and region != self.region:
             raise ResourceNotFoundException(

@@ -126,6 +126,8 @@ class PolicyService:
         if is_number(qualifier):
             await self.functions.load_version(name, qualifier, qualifier)
             return self.arns.function(name, qualifier), None
+        if "$" in qualifier:  # the model allows "$" in a qualifier; no alias can have one (AWS's wording)
+            raise ResourceNotFoundException(f"Function not found: {self.arns.function(name, qualifier)}")
         alias = await self.store.get_doc("aliases", name, qualifier)
         if alias is None:
             raise ResourceNotFoundException(f"Cannot find alias arn: {self.arns.function(name, qualifier)}")

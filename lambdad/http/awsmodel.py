@@ -243,6 +243,8 @@ def _wire_path(name: str) -> str:
 def _render(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_render(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_render(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bytes):
         return "java.nio.HeapByteBuffer"
     return str(value)
@@ -268,14 +270,55 @@ def _check(value: Any, shape: Shape, path: str, shapes: Mapping[str, Shape], out
         return
     if kind == "list" and isinstance(value, list):
         inner = shapes[shape["member"]["shape"]]
+        if inner["type"] in _SCALARS:
+            # AWS reports a list of scalars once, at the list, naming every constraint of its members.
+            if any(_constraint_problems(item, inner, inner["type"]) for item in value):
+                every = ", ".join([*_all_constraints(inner), "Member must not be null"])
+                out.append(
+                    f"Value '{_render(value)}' at '{path}' failed to satisfy constraint: "
+                    f"Member must satisfy constraint: [{every}]"
+                )
+            return
         for index, item in enumerate(value):
             _check(item, inner, f"{path}.{index + 1}.member", shapes, out)
     elif kind == "map" and isinstance(value, dict):
         key_shape = shapes[shape["key"]["shape"]]
         value_shape = shapes[shape["value"]["shape"]]
+        if any(_constraint_problems(key, key_shape, key_shape["type"]) for key in value):
+            out.append(
+                f"Value '{_render(value)}' at '{path}' failed to satisfy constraint: "
+                f"Map keys must satisfy constraint: [{', '.join(_all_constraints(key_shape))}]"
+            )
+        if value_shape["type"] in _SCALARS:
+            if any(_constraint_problems(item, value_shape, value_shape["type"]) for item in value.values()):
+                every = ", ".join([*_all_constraints(value_shape), "Member must not be null"])
+                out.append(
+                    f"Value '{_render(value)}' at '{path}' failed to satisfy constraint: "
+                    f"Map value must satisfy constraint: [{every}]"
+                )
+            return
         for key, item in value.items():
-            _check(key, key_shape, f"{path}.key", shapes, out)
             _check(item, value_shape, f"{path}.{key}.member", shapes, out)
+
+
+_SCALARS = frozenset({"string", "integer", "long", "boolean", "timestamp", "blob", "double", "float"})
+
+
+def _all_constraints(shape: Shape) -> list[str]:
+    """Every constraint of a list member's or map key's/value's shape, as AWS lists them when any
+    member breaks one (in the order of :func:`_constraint_problems`)."""
+    kind = shape["type"]
+    out = []
+    noun = "length" if kind in ("string", "blob", "list", "map") else "value"
+    if "max" in shape:
+        out.append(f"Member must have {noun} less than or equal to {shape['max']}")
+    if "min" in shape:
+        out.append(f"Member must have {noun} greater than or equal to {shape['min']}")
+    if "enum" in shape:
+        out.append(f"Member must satisfy enum value set: [{', '.join(shape['enum'])}]")
+    if "pattern" in shape:
+        out.append(f"Member must satisfy regular expression pattern: {shape['pattern']}")
+    return out
 
 
 _PATTERNS: dict[str, re.Pattern[str]] = {}

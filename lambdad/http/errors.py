@@ -109,6 +109,12 @@ class ResourceConflictException(AwsError):
     status = 409
 
 
+class CodeSigningConfigNotFoundException(AwsError):
+    code = "CodeSigningConfigNotFoundException"
+    status = 404
+    message_key = "Message"
+
+
 class ProvisionedConcurrencyConfigNotFoundException(AwsError):
     code = "ProvisionedConcurrencyConfigNotFoundException"
     status = 404

@@ -123,7 +123,6 @@ def _nonexisting_fn(op: str) -> Any:
     return run
 
 
-_NO_CSC = {"*": "lambdad does not implement code signing configs (UnknownOperationException)"}
 for _op in (
     "delete_function",
     "get_function",
@@ -133,8 +132,7 @@ for _op in (
     "get_function_event_invoke_config",
     "get_function_concurrency",
 ):
-    _x = {"not_found_exception": _NO_CSC["*"]} if "code_signing" in _op else None
-    driver(API, f"TestLambdaFunction::test_ops_on_nonexisting_fn[{_op}]", xfail=_x)(_nonexisting_fn(_op))
+    driver(API, f"TestLambdaFunction::test_ops_on_nonexisting_fn[{_op}]")(_nonexisting_fn(_op))
 
 
 def _wrong_region(op: str) -> Any:
@@ -158,8 +156,7 @@ for _op in (
     "delete_function",
     "invoke",
 ):
-    _x = {"wrong_region_exception": _NO_CSC["*"]} if "code_signing" in _op else None
-    driver(API, f"TestLambdaFunction::test_get_function_wrong_region[{_op}]", xfail=_x)(_wrong_region(_op))
+    driver(API, f"TestLambdaFunction::test_get_function_wrong_region[{_op}]")(_wrong_region(_op))
 
 
 # get-function-response-updated is not compared: AWS was still InProgress when it was read, a timing
@@ -178,14 +175,7 @@ def code_location_zipfile(ctx: Ctx) -> None:
     )
 
 
-@driver(
-    API,
-    "TestLambdaFunction::test_create_lambda_exceptions",
-    xfail={
-        "uppercase_architecture": "lambdad reports a list member's enum violation per member "
-        "('architectures.1.member'); AWS reports the whole list with a nested constraint list"
-    },
-)
+@driver(API, "TestLambdaFunction::test_create_lambda_exceptions")
 def create_lambda_exceptions(ctx: Ctx) -> None:
     base = {"Runtime": "python3.11", "Role": ROLE, "Handler": "handler.handler", "Code": {"ZipFile": PY_ECHO}}
 
@@ -231,15 +221,7 @@ allow(
 )
 
 
-@driver(
-    API,
-    "TestLambdaFunction::test_function_arns",
-    xfail={
-        "long_function_name_exc": "lambdad answers ResourceNotFoundException for a 65-character name "
-        "outside CreateFunction; AWS checks the 64-character limit first",
-        "long_function_arn_exc": "lambdad does not apply AWS's 140-character limit on function ARNs",
-    },
-)
+@driver(API, "TestLambdaFunction::test_function_arns")
 def function_arns(ctx: Ctx) -> None:
     name1, name2 = ctx.name(), ctx.name()
     arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name1}"
@@ -278,6 +260,55 @@ def list_functions(ctx: Ctx) -> None:
 
     ctx.captured["list_all"] = normalize(listed(FunctionVersion="ALL"))
     ctx.captured["list_default"] = normalize(listed())
+
+
+_CSC_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:code-signing-config:csc-0123456789abcdef0"
+
+
+# lambdad stores no code signing configs (Create/Get/Update/Delete/ListCodeSigningConfig(s) are unknown
+# operations), so only the entries about functions without one, and unknown configs, are compared.
+@driver(
+    API,
+    "TestCodeSigningConfig::test_code_signing_not_found_excs",
+    entries=[
+        "nothing_to_delete_response",
+        "delete_function_csc_fnnotfound",
+        "put_function_csc_invalid_fnname",
+        "put_function_csc_invalid_csc_arn",
+        "put_function_csc_invalid_both",
+        "get_function_csc_fnwithoutcsc",
+        "get_function_csc_nonexistingfn",
+    ],
+    xfail={
+        "put_function_csc_invalid_fnname": "lambdad has no code signing configs, so it answers "
+        "CodeSigningConfigNotFoundException before looking for the function; AWS found the (valid) "
+        "config and reported the missing function",
+    },
+)
+def code_signing_not_found_excs(ctx: Ctx) -> None:
+    name = ctx.name()
+    ctx.create(name=name)
+    missing = "csc-test-doesnotexist"
+    ctx.capture(
+        "nothing_to_delete_response", lambda: ctx.lam.delete_function_code_signing_config(FunctionName=name)
+    )
+    ctx.capture(
+        "delete_function_csc_fnnotfound",
+        lambda: ctx.lam.delete_function_code_signing_config(FunctionName=missing),
+    )
+    put = ctx.lam.put_function_code_signing_config
+    ctx.capture(
+        "put_function_csc_invalid_fnname", lambda: put(FunctionName=missing, CodeSigningConfigArn=_CSC_ARN)
+    )
+    ctx.capture(
+        "put_function_csc_invalid_csc_arn", lambda: put(FunctionName=name, CodeSigningConfigArn=_CSC_ARN)
+    )
+    ctx.capture(
+        "put_function_csc_invalid_both", lambda: put(FunctionName=missing, CodeSigningConfigArn=_CSC_ARN)
+    )
+    get = ctx.lam.get_function_code_signing_config
+    ctx.capture("get_function_csc_fnwithoutcsc", lambda: get(FunctionName=name))
+    ctx.capture("get_function_csc_nonexistingfn", lambda: get(FunctionName=missing))
 
 
 @pytest.mark.parametrize(("drv", "entry"), list(params(__name__)))

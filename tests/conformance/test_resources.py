@@ -140,6 +140,75 @@ def publish_with_wrong_sha256(ctx: Ctx) -> None:
     ctx.capture("publish_result", lambda: ctx.lam.publish_version(FunctionName=name, CodeSha256=sha))
 
 
+_TAG_REVISION = "lambdad keeps a function's RevisionId on TagResource/UntagResource; AWS gives it a new one"
+
+
+@driver(
+    API,
+    "TestLambdaTags::test_tag_lifecycle",
+    xfail={
+        f"get_fn_response_{s}": _TAG_REVISION
+        for s in ("postaddtags", "overwrite", "postuntag", "postuntagall")
+    },
+)
+def tag_lifecycle(ctx: Ctx) -> None:
+    name = ctx.name()
+    ctx.create(name=name, Tags={"key_a": "value_a"})
+    arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
+
+    def read(suffix: str) -> None:
+        ctx.capture(f"list_tags_response_{suffix}", lambda: ctx.lam.list_tags(Resource=arn))
+        ctx.capture(f"get_fn_response_{suffix}", lambda: ctx.lam.get_function(FunctionName=name))
+
+    read("postfncreate")
+    more = {"key_b": "value_b", "key_c": "value_c", "key_d": "value_d", "key_e": "value_e"}
+    ctx.capture("tag_resource_response", lambda: ctx.lam.tag_resource(Resource=arn, Tags=more))
+    read("postaddtags")
+    ctx.capture(
+        "tag_resource_overwrite", lambda: ctx.lam.tag_resource(Resource=arn, Tags={"key_c": "value_x"})
+    )
+    read("overwrite")
+    ctx.lam.untag_resource(Resource=arn, TagKeys=["key_c", "key_d"])
+    read("postuntag")
+    ctx.lam.untag_resource(Resource=arn, TagKeys=["key_a", "key_b", "key_e"])
+    read("postuntagall")
+    ctx.lam.delete_function(FunctionName=name)
+    ctx.capture("list_tags_postdelete", lambda: ctx.lam.list_tags(Resource=arn))
+
+
+@driver(API, "TestLambdaTags::test_tag_versions")
+def tag_versions(ctx: Ctx) -> None:
+    name = ctx.name()
+    ctx.create(name=name, Publish=True)
+    arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
+    tags = {"a": "b"}
+    ctx.capture("tag_resource_exception", lambda: ctx.lam.tag_resource(Resource=f"{arn}:1", Tags=tags))
+    ctx.capture(
+        "tag_resource_latest_exception", lambda: ctx.lam.tag_resource(Resource=f"{arn}:$LATEST", Tags=tags)
+    )
+
+
+@driver(API, "TestLambdaTags::test_tag_limits")
+def tag_limits(ctx: Ctx) -> None:
+    name = ctx.name()
+    ctx.create(name=name)
+    arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
+    many = {f"{n}_key": f"{n}_value" for n in range(51)}
+    fifty = {f"{n}_key": f"{n}_value" for n in range(50)}
+    ctx.capture("tag_lambda_too_many_tags", lambda: ctx.lam.tag_resource(Resource=arn, Tags=many))
+    ctx.capture("tag_response", lambda: ctx.lam.tag_resource(Resource=arn, Tags=fifty))
+    ctx.capture("list_tags_response", lambda: ctx.lam.list_tags(Resource=arn))
+    ctx.capture("get_fn_response", lambda: ctx.lam.get_function(FunctionName=name))
+    ctx.capture(
+        "tag_lambda_too_many_tags_additional",
+        lambda: ctx.lam.tag_resource(Resource=arn, Tags={"a_key": "a_value"}),
+    )
+    ctx.capture(
+        "create_function_invalid_tags",
+        lambda: ctx.create(name=ctx.name(), Tags=many),
+    )
+
+
 # -- invokes (test_lambda.snapshot.json) -------------------------------------------------------------
 # The recordings invoked python3.9/3.10 and nodejs16.x functions; ours are python3.11 (the payload
 # contract does not depend on the runtime version).
