@@ -437,6 +437,7 @@ class FunctionService:
             record = await self._tag_target(params["Resource"])
             validation.check_tags(record.tags, params.get("Tags") or {})
             record.tags.update(params["Tags"])
+            record.config["RevisionId"] = cfg.new_revision()  # AWS revises the function on tagging
             await self.store.put_function(record)
 
     async def untag(self, params: Mapping[str, Any]) -> None:
@@ -445,6 +446,7 @@ class FunctionService:
             record = await self._tag_target(params["Resource"])
             for key in params.get("TagKeys") or []:
                 record.tags.pop(key, None)
+            record.config["RevisionId"] = cfg.new_revision()
             await self.store.put_function(record)
 
     async def list_tags(self, params: Mapping[str, Any]) -> dict[str, Any]:

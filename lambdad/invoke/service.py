@@ -90,7 +90,9 @@ class WarmEnvironment:
 
 
 def fingerprint(record: FunctionRecord) -> str:
-    """Everything that, when changed, retires the function's environments."""
+    """Everything that, when changed, retires the function's environments: the code and the
+    configuration (LastModified moves on every code or configuration update, as on AWS; tags and
+    permissions change the RevisionId but not what runs, so they retire nothing)."""
     c = record.config
     # Layers: layer versions are immutable, so their ARNs stand for their content.
     keys = (
@@ -100,7 +102,7 @@ def fingerprint(record: FunctionRecord) -> str:
         "Timeout",
         "Environment",
         "EphemeralStorage",
-        "RevisionId",
+        "LastModified",
         "Layers",
     )
     doc = json.dumps([record.code_sha, [c.get(k) for k in keys]], sort_keys=True)

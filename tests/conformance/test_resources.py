@@ -140,17 +140,7 @@ def publish_with_wrong_sha256(ctx: Ctx) -> None:
     ctx.capture("publish_result", lambda: ctx.lam.publish_version(FunctionName=name, CodeSha256=sha))
 
 
-_TAG_REVISION = "lambdad keeps a function's RevisionId on TagResource/UntagResource; AWS gives it a new one"
-
-
-@driver(
-    API,
-    "TestLambdaTags::test_tag_lifecycle",
-    xfail={
-        f"get_fn_response_{s}": _TAG_REVISION
-        for s in ("postaddtags", "overwrite", "postuntag", "postuntagall")
-    },
-)
+@driver(API, "TestLambdaTags::test_tag_lifecycle")
 def tag_lifecycle(ctx: Ctx) -> None:
     name = ctx.name()
     ctx.create(name=name, Tags={"key_a": "value_a"})
