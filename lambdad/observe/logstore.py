@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lambdad import tasks
 from lambdad.http.errors import (
     InvalidParameterException,
     ResourceAlreadyExistsException,
@@ -181,12 +182,7 @@ class LogStore:
         if self._closed:
             return
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await tasks.stop(self._task)
         await self.flush()
         await self._write(lambda conn: conn.close())
         await self._read(lambda conn: conn.close())

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lambdad import tasks
+
 log = logging.getLogger("lambdad.metrics")
 T = TypeVar("T")
 
@@ -312,12 +314,7 @@ class MetricStore:
         if self._closed:
             return
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await tasks.stop(self._task)
         await self.flush(everything=True)
         await self._on_writer(lambda conn: conn.close())
         await self._on_reader(lambda conn: conn.close())

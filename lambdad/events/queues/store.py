@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lambdad import tasks
 from lambdad.events.queues import validation
 from lambdad.events.queues.md5 import md5_of_attributes, md5_of_body
 from lambdad.http.errors import (
@@ -176,12 +177,7 @@ class QueueStore:
         if self._closed:
             return
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await tasks.stop(self._task)
         for event in self._events.values():
             event.set()
         await self._run(lambda conn: conn.close())
