@@ -6,50 +6,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from lambdad.functions.service import FunctionService
-from lambdad.http.app import Handler, Request
+from lambdad.http.app import Handler, Request, bind
 from lambdad.http.errors import CodeSigningConfigNotFoundException
 
 
 def function_handlers(service: FunctionService) -> dict[str, Handler]:
     """The handler of each operation this package answers, keyed by the API model's name."""
 
-    async def create(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.create(params)
-
-    async def get(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.get_function(params)
-
-    async def get_configuration(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.get_configuration(params)
-
-    async def list_functions(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.list(params)
-
-    async def update_code(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.update_code(params)
-
-    async def update_configuration(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.update_configuration(params)
-
-    async def delete(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+    async def delete(params: dict[str, Any]) -> Mapping[str, Any]:
         await service.delete(params)
         return {"StatusCode": 204}
 
-    async def account_settings(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+    async def account_settings(params: dict[str, Any]) -> Mapping[str, Any]:
         return await service.account_settings()
-
-    async def tag(params: dict[str, Any], _: Request) -> None:
-        await service.tag(params)
-
-    async def untag(params: dict[str, Any], _: Request) -> None:
-        await service.untag(params)
-
-    async def list_tags(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.list_tags(params)
 
     # Code signing configs are not implemented (CreateCodeSigningConfig is an unknown operation), so
     # no function has one: these answer what AWS answers for a function without one.
-    async def get_code_signing(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+    async def no_code_signing(params: dict[str, Any]) -> Mapping[str, Any]:
         await service.resolve(params["FunctionName"])
         return {}  # AWS sends an empty body here, although the model marks both members required
 
@@ -59,35 +32,22 @@ def function_handlers(service: FunctionService) -> dict[str, Handler]:
             f"deleted: {params['CodeSigningConfigArn']}."
         )
 
-    async def delete_code_signing(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        await service.resolve(params["FunctionName"])
-        return {}
-
-    async def put_concurrency(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.put_concurrency(params)
-
-    async def get_concurrency(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.get_concurrency(params)
-
-    async def delete_concurrency(params: dict[str, Any], _: Request) -> None:
-        await service.delete_concurrency(params)
-
     return {
-        "CreateFunction": create,
-        "GetFunction": get,
-        "GetFunctionConfiguration": get_configuration,
-        "ListFunctions": list_functions,
-        "UpdateFunctionCode": update_code,
-        "UpdateFunctionConfiguration": update_configuration,
-        "DeleteFunction": delete,
-        "GetAccountSettings": account_settings,
-        "TagResource": tag,
-        "UntagResource": untag,
-        "ListTags": list_tags,
-        "PutFunctionConcurrency": put_concurrency,
-        "GetFunctionConcurrency": get_concurrency,
-        "DeleteFunctionConcurrency": delete_concurrency,
-        "GetFunctionCodeSigningConfig": get_code_signing,
+        "CreateFunction": bind(service.create),
+        "GetFunction": bind(service.get_function),
+        "GetFunctionConfiguration": bind(service.get_configuration),
+        "ListFunctions": bind(service.list),
+        "UpdateFunctionCode": bind(service.update_code),
+        "UpdateFunctionConfiguration": bind(service.update_configuration),
+        "DeleteFunction": bind(delete),
+        "GetAccountSettings": bind(account_settings),
+        "TagResource": bind(service.tag),
+        "UntagResource": bind(service.untag),
+        "ListTags": bind(service.list_tags),
+        "PutFunctionConcurrency": bind(service.put_concurrency),
+        "GetFunctionConcurrency": bind(service.get_concurrency),
+        "DeleteFunctionConcurrency": bind(service.delete_concurrency),
+        "GetFunctionCodeSigningConfig": bind(no_code_signing),
         "PutFunctionCodeSigningConfig": put_code_signing,
-        "DeleteFunctionCodeSigningConfig": delete_code_signing,
+        "DeleteFunctionCodeSigningConfig": bind(no_code_signing),
     }

@@ -14,7 +14,7 @@ from typing import Any
 from lambdad.events.queues.store import QueueStore
 from lambdad.functions.arns import FunctionRef
 from lambdad.functions.service import FunctionService
-from lambdad.http.app import Handler, Request
+from lambdad.http.app import Handler, bind
 from lambdad.http.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdad.invoke.async_queue import AsyncStore
 from lambdad.invoke.destinations import service_of
@@ -185,26 +185,10 @@ def _java_repr(destinations: Mapping[str, str]) -> str:
 
 def event_invoke_config_handlers(service: EventInvokeConfigs) -> dict[str, Handler]:
     """The handler of each operation, keyed by the API model's name."""
-
-    async def put(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.put(params)
-
-    async def update(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.update(params)
-
-    async def get(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.get(params)
-
-    async def delete(params: dict[str, Any], _: Request) -> None:
-        await service.delete(params)
-
-    async def list_configs(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.list(params)
-
     return {
-        "PutFunctionEventInvokeConfig": put,
-        "UpdateFunctionEventInvokeConfig": update,
-        "GetFunctionEventInvokeConfig": get,
-        "DeleteFunctionEventInvokeConfig": delete,
-        "ListFunctionEventInvokeConfigs": list_configs,
+        "PutFunctionEventInvokeConfig": bind(service.put),
+        "UpdateFunctionEventInvokeConfig": bind(service.update),
+        "GetFunctionEventInvokeConfig": bind(service.get),
+        "DeleteFunctionEventInvokeConfig": bind(service.delete),
+        "ListFunctionEventInvokeConfigs": bind(service.list),
     }

@@ -14,7 +14,7 @@ from lambdad.functions.provisioned import ProvisionedService
 from lambdad.functions.service import FunctionService
 from lambdad.functions.url_http import Invoker, UrlHandler
 from lambdad.functions.urls import UrlService
-from lambdad.http.app import App, Handler, Request
+from lambdad.http.app import App, Handler, bind
 from lambdad.store.blobs import BlobStore
 
 
@@ -32,132 +32,53 @@ def resource_handlers(
     """The handler of each operation, keyed by the API model's name."""
     aliases = AliasService(functions)
 
-    async def publish_version(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await functions.publish_version(params)
-
-    async def list_versions(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
+    async def list_versions(params: dict[str, Any]) -> Mapping[str, Any]:
         return await versions.list_versions(functions, params)
 
-    async def create_alias(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await aliases.create(params)
-
-    async def get_alias(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await aliases.get(params)
-
-    async def update_alias(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await aliases.update(params)
-
-    async def delete_alias(params: dict[str, Any], _: Request) -> None:
-        await aliases.delete(params)
-
-    async def list_aliases(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await aliases.list(params)
-
-    async def add_permission(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await policies.add(params)
-
-    async def remove_permission(params: dict[str, Any], _: Request) -> None:
-        await policies.remove(params)
-
-    async def get_policy(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await policies.get(params)
-
-    async def create_url(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await urls.create(params)
-
-    async def get_url(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await urls.get(params)
-
-    async def update_url(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await urls.update(params)
-
-    async def delete_url(params: dict[str, Any], _: Request) -> None:
-        await urls.delete(params)
-
-    async def list_urls(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await urls.list(params)
-
     return {
-        "CreateFunctionUrlConfig": create_url,
-        "GetFunctionUrlConfig": get_url,
-        "UpdateFunctionUrlConfig": update_url,
-        "DeleteFunctionUrlConfig": delete_url,
-        "ListFunctionUrlConfigs": list_urls,
-        "AddPermission": add_permission,
-        "RemovePermission": remove_permission,
-        "GetPolicy": get_policy,
-        "PublishVersion": publish_version,
-        "ListVersionsByFunction": list_versions,
-        "CreateAlias": create_alias,
-        "GetAlias": get_alias,
-        "UpdateAlias": update_alias,
-        "DeleteAlias": delete_alias,
-        "ListAliases": list_aliases,
+        "CreateFunctionUrlConfig": bind(urls.create),
+        "GetFunctionUrlConfig": bind(urls.get),
+        "UpdateFunctionUrlConfig": bind(urls.update),
+        "DeleteFunctionUrlConfig": bind(urls.delete),
+        "ListFunctionUrlConfigs": bind(urls.list),
+        "AddPermission": bind(policies.add),
+        "RemovePermission": bind(policies.remove),
+        "GetPolicy": bind(policies.get),
+        "PublishVersion": bind(functions.publish_version),
+        "ListVersionsByFunction": bind(list_versions),
+        "CreateAlias": bind(aliases.create),
+        "GetAlias": bind(aliases.get),
+        "UpdateAlias": bind(aliases.update),
+        "DeleteAlias": bind(aliases.delete),
+        "ListAliases": bind(aliases.list),
     }
 
 
 def layer_handlers(layers: LayerService, blobs: BlobStore) -> dict[str, Handler]:
     """The layer operations, keyed by the API model's name."""
 
-    async def publish(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await layers.publish(params)
-
-    async def get(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await layers.get(params)
-
-    async def get_by_arn(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await layers.get_by_arn(params)
-
-    async def list_layers(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await layers.list_layers(params)
-
-    async def list_versions(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await layers.list_versions(params)
-
-    async def delete(params: dict[str, Any], _: Request) -> None:
+    async def delete(params: dict[str, Any]) -> None:
         for sha in await layers.delete(params):
             await asyncio.to_thread(blobs.delete, sha)
 
-    async def add_permission(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await layers.add_permission(params)
-
-    async def remove_permission(params: dict[str, Any], _: Request) -> None:
-        await layers.remove_permission(params)
-
-    async def get_policy(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await layers.get_policy(params)
-
     return {
-        "PublishLayerVersion": publish,
-        "GetLayerVersion": get,
-        "GetLayerVersionByArn": get_by_arn,
-        "ListLayers": list_layers,
-        "ListLayerVersions": list_versions,
-        "DeleteLayerVersion": delete,
-        "AddLayerVersionPermission": add_permission,
-        "RemoveLayerVersionPermission": remove_permission,
-        "GetLayerVersionPolicy": get_policy,
+        "PublishLayerVersion": bind(layers.publish),
+        "GetLayerVersion": bind(layers.get),
+        "GetLayerVersionByArn": bind(layers.get_by_arn),
+        "ListLayers": bind(layers.list_layers),
+        "ListLayerVersions": bind(layers.list_versions),
+        "DeleteLayerVersion": bind(delete),
+        "AddLayerVersionPermission": bind(layers.add_permission),
+        "RemoveLayerVersionPermission": bind(layers.remove_permission),
+        "GetLayerVersionPolicy": bind(layers.get_policy),
     }
 
 
 def provisioned_handlers(service: ProvisionedService) -> dict[str, Handler]:
     """The provisioned-concurrency operations, keyed by the API model's name."""
-
-    async def put(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.put(params)
-
-    async def get(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.get(params)
-
-    async def delete(params: dict[str, Any], _: Request) -> None:
-        await service.delete(params)
-
-    async def list_configs(params: dict[str, Any], _: Request) -> Mapping[str, Any]:
-        return await service.list(params)
-
     return {
-        "PutProvisionedConcurrencyConfig": put,
-        "GetProvisionedConcurrencyConfig": get,
-        "DeleteProvisionedConcurrencyConfig": delete,
-        "ListProvisionedConcurrencyConfigs": list_configs,
+        "PutProvisionedConcurrencyConfig": bind(service.put),
+        "GetProvisionedConcurrencyConfig": bind(service.get),
+        "DeleteProvisionedConcurrencyConfig": bind(service.delete),
+        "ListProvisionedConcurrencyConfigs": bind(service.list),
     }

@@ -35,6 +35,19 @@ Handler = Callable[[dict[str, Any], "Request"], Awaitable[Mapping[str, Any] | No
 #: A raw route answers the whole request itself: (status, headers, body).
 RawRoute = Callable[["Request"], Awaitable[tuple[int, Headers, bytes]]]
 Authenticator = Callable[["Request"], None]
+#: A service method that takes an operation's parsed input and returns its output (or None).
+ServiceCall = Callable[[dict[str, Any]], Awaitable[Mapping[str, Any] | None]]
+
+
+def bind(call: ServiceCall) -> Handler:
+    """A handler for an operation that is exactly one service method call on its input."""
+
+    async def handler(params: dict[str, Any], _: Request) -> Mapping[str, Any] | None:
+        return await call(params)
+
+    handler.__name__ = getattr(call, "__name__", "handler")
+    return handler
+
 
 DEFAULT_BODY_LIMIT = 70_167_211
 BODY_LIMITS = {"Invoke": 6_291_456, "InvokeAsync": 262_144}
