@@ -35,6 +35,7 @@ from typing import Any, Protocol, TypeVar
 from lambdad.environments.environment import InvokeOutcome
 from lambdad.http.errors import AwsError, ResourceNotFoundException
 from lambdad.invoke.concurrency import Throttled
+from lambdad.store import sqlite_files
 from lambdad.store.base import FunctionRecord
 
 log = logging.getLogger("lambdad.async")
@@ -80,12 +81,7 @@ class AsyncEvent:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    conn.executescript(_SCHEMA)
-    return conn
+    return sqlite_files.connect(path, _SCHEMA, same_thread=True)
 
 
 class AsyncStore:

@@ -35,6 +35,7 @@ from lambdad.http.errors import (
     ResourceNotFoundException,
 )
 from lambdad.observe.filter_pattern import Matcher, compile_pattern
+from lambdad.store import sqlite_files
 
 log = logging.getLogger("lambdad.logs")
 T = TypeVar("T")
@@ -95,15 +96,7 @@ CREATE INDEX IF NOT EXISTS events_by_group ON events (group_id, ts, id);
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    if readonly:
-        conn.execute("PRAGMA query_only=1")
-    else:
-        conn.executescript(_SCHEMA)
-    return conn
+    return sqlite_files.connect(path, _SCHEMA, readonly=readonly, same_thread=True)
 
 
 def _size(message: str) -> int:
@@ -532,17 +525,7 @@ class LogStore:
 # --- helpers run on the store's threads -----------------------------------------------------------
 
 
-class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, value: object, tb: object) -> None:
-        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+_transaction = sqlite_files.transaction
 
 
 def _group_id(conn: sqlite3.Connection, name: str) -> int:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lambdad import tasks
+from lambdad.store import sqlite_files
 
 log = logging.getLogger("lambdad.metrics")
 T = TypeVar("T")
@@ -231,15 +232,7 @@ def _dims_text(dims: tuple[tuple[str, str], ...]) -> str:
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    if readonly:
-        conn.execute("PRAGMA query_only=1")
-    else:
-        conn.executescript(_SCHEMA)
-    return conn
+    return sqlite_files.connect(path, _SCHEMA, readonly=readonly)
 
 
 class MetricStore:

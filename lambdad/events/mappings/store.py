@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from lambdad.store import sqlite_files
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mappings (
@@ -36,10 +37,7 @@ class MappingStore:
     """SQLite-backed mapping documents; calls run on a worker thread."""
 
     def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn = sqlite_files.connect(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def _all(self) -> list[MappingRecord]:

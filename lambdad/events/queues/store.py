@@ -40,6 +40,7 @@ from lambdad.http.errors import (
     QueueNameExists,
     ReceiptHandleIsInvalid,
 )
+from lambdad.store import sqlite_files
 
 log = logging.getLogger("lambdad.queues")
 T = TypeVar("T")
@@ -582,25 +583,10 @@ def decode_receipt(queue: str, handle: str) -> tuple[int, str]:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    conn.executescript(_SCHEMA)
-    return conn
+    return sqlite_files.connect(path, _SCHEMA, same_thread=True)
 
 
-class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, value: object, tb: object) -> None:
-        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+_transaction = sqlite_files.transaction
 
 
 def _find_queue(conn: sqlite3.Connection, name: str) -> Queue | None:

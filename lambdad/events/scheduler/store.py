@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lambdad.store import sqlite_files
+
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -75,10 +77,7 @@ class Firing:
 
 class ScheduleStore:
     def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn = sqlite_files.connect(path, _SCHEMA)
         self._lock = threading.Lock()
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -86,14 +85,8 @@ class ScheduleStore:
         return await asyncio.to_thread(self._transaction, fn)
 
     def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, sqlite_files.transaction(self._conn):
+            result = fn(self._conn)
             return result
 
     def close(self) -> None:
