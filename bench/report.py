@@ -7,6 +7,26 @@ from pathlib import Path
 
 from bench.common import Results, fmt
 
+HISTORY = """## What changed the numbers (kept by hand; the tables above are regenerated)
+- **Bounded sandbox starts** (pool: at most 2 per CPU start at once; waiting invokes take
+  environments as they come back). Before, a burst started one sandbox per request at once, every
+  start slowed down, clients timed out and retried: a burst of 100 two-second invokes had 25 of 100
+  succeed in 56.8 s. After: 100 of 100 in 6-10 s, 1000 of 1000 in 23-27 s.
+- **Spare sandboxes** (`--prespawn`, default 4): complete sandboxes started ahead, at low priority
+  and only once takes pause, specialised on assignment by mounting the code on their empty
+  /var/task. First invoke of a fresh function, p50: 236 ms (every start cold) -> 3.5-4.3 ms, against
+  13-18 ms for `python3 -c pass`. Same isolation as a cold start.
+- **Byte-compiling Python code once at unpack**: Init Duration of a 300 KB module 741 ms -> 7-10 ms.
+- **A smaller agent** (`python -S`, no `typing`, no `urllib.request` preload): PSS per idle
+  environment 10.3 MiB -> 6.3 MiB.
+- **What bounds the warm path now**: the server spends about 0.6 ms of CPU per invoke (HTTP and
+  ASGI about 0.15 ms, the rest SigV4, the sandbox round trip over a socket pair, logs and metrics),
+  which caps one server process at roughly 1,500 invokes/s; and a 128 MB function gets 7.2% of a CPU
+  (as on AWS), which a client invoking back to back exhausts: that is the 128 MB p99. At 1769 MB
+  the p99 is about 2 ms.
+
+"""
+
 MEANINGS = """## What each number means
 - **warm / sequential invoke p50, p99**: one client, one persistent HTTP/1.1 connection
   (`http.client`), `POST /2015-03-31/functions/bench-noop/invocations` with body `{}`, each request
@@ -70,6 +90,7 @@ def write_report(
         lines.append("")
     if profile:
         lines += profile_tables(profile)
+    lines.append(HISTORY)
     lines.append(MEANINGS)
     out.write_text("\n".join(lines))
 
