@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -18,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import create_kwargs
-from tests.serverproc import ServerProcess, make_zip
+from tests.serverproc import ACCESS_KEY, SECRET_KEY, ServerProcess, make_zip
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed")
 
@@ -484,3 +485,44 @@ def test_megabytes_of_output_are_capped_and_logged(server: ServerProcess, lam: A
     assert "bytes of output dropped" in log_of(response), "20 MB of output is capped, and says so"
     assert len(base64.b64decode(response["LogResult"])) <= 4096
     assert call(lam, name)[1] == "done", "the environment keeps working"
+
+
+def test_aws_logs_tail_follow(server: ServerProcess, lam: Any, tmp_path: Any) -> None:
+    """`aws logs tail --follow` (AWS CLI v2's command, on v1 through its port as a plugin)."""
+    name = deploy(lam, "def handler(event, context):\n    print('tail-marker', event['n'])\n    return 1\n")
+    call(lam, name, {"n": 1})
+    config = tmp_path / "aws-config"
+    config.write_text("[plugins]\nlogs-tail = awscli_plugin_logs_tail\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=str(config),
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+    )
+    aws = [os.path.join(os.path.dirname(sys.executable), "aws"), "--endpoint-url", server.endpoint]
+    follower = subprocess.Popen(
+        [*aws, "logs", "tail", f"/aws/lambda/{name}", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(follower.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        time.sleep(2)
+        call(lam, name, {"n": 2})
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any("tail-marker 2" in line for line in lines):
+            time.sleep(0.2)
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
+        reader.join(timeout=10)
+        follower.stdout.close()  # type: ignore[union-attr]
+    seen = "".join(lines)
+    assert "tail-marker 1" in seen and "tail-marker 2" in seen, seen
+    assert "[$LATEST]" in seen and "REPORT RequestId" in seen
