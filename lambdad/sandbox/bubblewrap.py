@@ -321,7 +321,9 @@ class BubblewrapBackend:
         image.unlink()  # the loop device keeps it alive until then
 
     def bwrap_args(self, spec: SandboxSpec, tmp: Path, fd: int, spare: bool = False) -> list[str]:
-        args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+        # --disable-userns: a function cannot create user namespaces of its own, which would give it
+        # capabilities inside them and a much larger kernel attack surface.
+        args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session", "--clearenv",
                 "--uid", str(self.uid), "--gid", str(self.uid), "--hostname", "localhost"]  # fmt: skip
         args += _root_mounts()
         for name in ("passwd", "group", "hosts"):

@@ -526,3 +526,17 @@ def test_aws_logs_tail_follow(server: ServerProcess, lam: Any, tmp_path: Any) ->
     seen = "".join(lines)
     assert "tail-marker 1" in seen and "tail-marker 2" in seen, seen
     assert "[$LATEST]" in seen and "REPORT RequestId" in seen
+
+
+def test_functions_cannot_create_namespaces(lam: Any) -> None:
+    """No user namespace of its own (and with it no capabilities to create the others)."""
+    name = deploy(
+        lam,
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "def handler(event, context):\n"
+        "    results = {}\n"
+        "    for label, flag in (('user', 0x10000000), ('net', 0x40000000), ('mount', 0x00020000)):\n"
+        "        results[label] = libc.unshare(flag) == 0\n"
+        "    return results\n",
+    )
+    assert call(lam, name)[1] == {"user": False, "net": False, "mount": False}
