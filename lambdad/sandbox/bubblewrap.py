@@ -28,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from lambdad.sandbox import cgroups
+from lambdad.sandbox import cgroups, seccomp
 from lambdad.sandbox.base import SandboxError, SandboxSpec, agent_args, agent_command, agent_head
 
 log = logging.getLogger("lambdad.sandbox")
@@ -357,13 +357,18 @@ class BubblewrapBackend:
         procs = [str(p) for p in box.group.procs_files()] if box.group else []
         setpriv = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
         bwrap = self.bwrap_args(box.spec, box.workdir / "tmp", child_end.fileno(), spare)
+        filter_fd = seccomp.program_fd()
+        passed = [child_end.fileno()]
+        if filter_fd is not None:  # applied to the sandbox's first process, inherited by every other
+            bwrap[1:1] = ["--seccomp", str(filter_fd)]
+            passed.append(filter_fd)
         nice = ["nice", "-n", str(SPARE_NICE)] if spare else []
         argv = ["/bin/sh", "-c", _WRAPPER, "sh", str(len(procs)), *procs, *nice, "prlimit", f"--nofile={NOFILE}",
                 "--", *setpriv, "--", *bwrap]  # fmt: skip
         try:
             box.proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=wfd, stderr=wfd,
-                pass_fds=(child_end.fileno(),), env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                pass_fds=passed, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
                 start_new_session=True,
             )  # fmt: skip
         except OSError as e:
@@ -371,6 +376,8 @@ class BubblewrapBackend:
         finally:
             child_end.close()
             os.close(wfd)
+            if filter_fd is not None:
+                os.close(filter_fd)
 
 
 def _root_mounts() -> list[str]:

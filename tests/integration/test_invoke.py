@@ -540,3 +540,33 @@ def test_functions_cannot_create_namespaces(lam: Any) -> None:
         "    return results\n",
     )
     assert call(lam, name)[1] == {"user": False, "net": False, "mount": False}
+
+
+def test_seccomp_refuses_kernel_surfaces_functions_do_not_need(lam: Any) -> None:
+    """keyrings, eBPF, io_uring: EPERM from the sandbox's seccomp filter (x86_64)."""
+    import platform
+
+    if platform.machine() != "x86_64":
+        pytest.skip("the seccomp table is x86_64's")
+    name = deploy(
+        lam,
+        "import ctypes, errno\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "def call(*args):\n"
+        "    ctypes.set_errno(0)\n"
+        "    result = libc.syscall(*args)\n"
+        "    return 'EPERM' if result == -1 and ctypes.get_errno() == errno.EPERM else result\n"
+        "def handler(event, context):\n"
+        "    params = ctypes.create_string_buffer(120)\n"
+        "    return {\n"
+        "        'keyctl': call(250, 0, -3, 0),\n"
+        "        'bpf': call(321, 0, 0, 0),\n"
+        "        'io_uring_setup': call(425, 1, params),\n"
+        "        'getpid': call(39) > 0,\n"
+        "    }\n",
+    )
+    assert call(lam, name)[1] == {
+        "keyctl": "EPERM",
+        "bpf": "EPERM",
+        "io_uring_setup": "EPERM",
+        "getpid": True,
+    }
