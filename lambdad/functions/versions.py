@@ -79,9 +79,9 @@ async def publish(
         RevisionId=cfg.new_revision(),
         Description=params.get("Description") or latest.config.get("Description", ""),
     )
-    if config.get("State") == "Active":
+    if config.get("State") == "Active" and not with_update:
         config["LastUpdateStatus"] = "Successful"
-    else:
+    else:  # its code is still being prepared: Pending until then, as AWS shows it
         config.update(
             State="Pending", StateReason="The function is being created.", StateReasonCode="Creating"
         )

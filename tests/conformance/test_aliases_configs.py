@@ -63,17 +63,7 @@ def version_lifecycle(ctx: Ctx) -> None:
     )
 
 
-_PENDING_VERSION = (
-    "lambdad's version published by UpdateFunctionCode(Publish=True) is Active and Successful at once; "
-    "AWS's is Pending without a LastUpdateStatus while it is created"
-)
-
-
-@driver(
-    API,
-    "TestLambdaVersions::test_publish_with_update",
-    xfail={"update_function_code_result": _PENDING_VERSION, "get_function_version_result": _PENDING_VERSION},
-)
+@driver(API, "TestLambdaVersions::test_publish_with_update")
 def publish_with_update(ctx: Ctx) -> None:
     lam = ctx.lam
     name = _fn(ctx)
