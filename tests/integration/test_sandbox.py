@@ -476,3 +476,25 @@ def test_spare_sandbox_specializes_with_the_same_limits(code_dir: Path) -> None:
         asyncio.run(main())
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize(("memory", "quota_us"), [(128, 7235), (1769, 100_000), (3538, 200_000)])
+def test_cpu_quota_is_proportional_to_memory(
+    backend: bubblewrap.BubblewrapBackend, code_dir: Path, memory: int, quota_us: int
+) -> None:
+    """1769 MB = one vCPU, as on AWS; applied once init is done (init runs unthrottled)."""
+    write(code_dir, "app.py", "def handler(event, context):\n    return 1\n")
+
+    async def body(env: Environment) -> None:
+        group = env.sandbox.group  # type: ignore[attr-defined]
+        if group.version == 1:
+            cpu = group.by_controller["cpu"]
+            assert int((cpu / "cpu.cfs_quota_us").read_text()) == quota_us
+            assert int((cpu / "cpu.cfs_period_us").read_text()) == 100_000
+            limit = int((group.by_controller["memory"] / "memory.limit_in_bytes").read_text())
+        else:
+            assert (group.path / "cpu.max").read_text().split() == [str(quota_us), "100000"]
+            limit = int((group.path / "memory.max").read_text())
+        assert limit == memory * 1024 * 1024
+
+    run_env(backend, spec_for(code_dir, memory=memory), body)
