@@ -570,3 +570,19 @@ def test_seccomp_refuses_kernel_surfaces_functions_do_not_need(lam: Any) -> None
         "io_uring_setup": "EPERM",
         "getpid": True,
     }
+
+
+def test_node_commonjs_callback_handler(lam: Any) -> None:
+    name = deploy(
+        lam,
+        {
+            "app/handler.js": "exports.main = (event, context, callback) => {\n"
+            "  setTimeout(() => callback(null, {cjs: true, got: event, fn: context.functionName}), 10);\n"
+            "};\n"
+        },
+        Runtime="nodejs20.x",
+        Handler="app/handler.main",
+    )
+    response, body = call(lam, name, {"k": 1})
+    assert "FunctionError" not in response, body
+    assert body == {"cjs": True, "got": {"k": 1}, "fn": name}
