@@ -165,7 +165,6 @@ class Server:
         await self.scheduler.close()
         await self.async_events.close()
         await self.provisioned.close()
-        await self.invoker.close()
         await self.pool.close()
         await self.backend.close()
         await self.meter.close()

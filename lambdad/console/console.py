@@ -40,7 +40,7 @@ class Console:
 
     def install(self, app: App) -> None:
         self.api = ConsoleApi(self.services, app.lambda_operations)
-        app.raw_routes[PREFIX] = self.route
+        app.add_raw_route(PREFIX, self.route)
 
     def sign_in_url(self, endpoint: str) -> str:
         """A fresh one-time sign-in link (valid once, for 10 minutes)."""

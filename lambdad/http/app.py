@@ -86,6 +86,11 @@ class JsonService:
     protocol: Protocol = Protocol.JSON
 
 
+def json_service(model: Mapping[str, Any], handlers: dict[str, Handler]) -> JsonService:
+    """A json-protocol service answering exactly the operations ``handlers`` names."""
+    return JsonService(awsmodel.build_operations(model, set(handlers)), handlers)
+
+
 class App:
     """The whole HTTP surface of lambdad as one ASGI application."""
 
@@ -104,6 +109,7 @@ class App:
         self.lambda_handlers = lambda_handlers
         self.authenticate = authenticate
         self.raw_routes = raw_routes or {}
+        self._raw_prefixes = tuple(self.raw_routes)
         self.json_services = json_services or {}
         #: Services on the query protocol (``POST /``, form-encoded ``Action``), by API version.
         self.query_services: dict[str, query.QueryService] = {}
@@ -187,8 +193,13 @@ class App:
             status, out_headers, body = internal.render(protocol, request.request_id)
         await _respond(send, status, out_headers + request.response_headers, body, request.request_id)
 
+    def add_raw_route(self, prefix: str, route: RawRoute) -> None:
+        """Answer every request under ``prefix`` with ``route`` (no SigV4: the route decides)."""
+        self.raw_routes[prefix] = route
+        self._raw_prefixes = tuple(self.raw_routes)
+
     def _raw_route(self, path: str) -> RawRoute | None:
-        if not self.raw_routes or not path.startswith(("/health", "/_lambdad/", "/metrics", "/console")):
+        if not path.startswith(self._raw_prefixes):  # one C-level check for the common case
             return None
         for prefix, route in self.raw_routes.items():
             if path == prefix or path.startswith(prefix + "/"):

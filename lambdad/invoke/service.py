@@ -24,7 +24,7 @@ from lambdad.config import Settings
 from lambdad.environments.environment import Environment, InitFailure, InvokeOutcome, InvokeRequest, State
 from lambdad.environments.pool import EnvironmentPool
 from lambdad.functions.aliases import pick_version
-from lambdad.functions.arns import Arns
+from lambdad.functions.arns import Arns, FunctionRef
 from lambdad.functions.runtimes import installed_runtimes
 from lambdad.functions.service import FunctionService
 from lambdad.functions.versions import is_number
@@ -134,7 +134,6 @@ class InvokeService:
         self._records: dict[tuple[str, str, str | None], FunctionRecord] = {}
         self._fingerprints: dict[int, tuple[FunctionRecord, str]] = {}
         self._aliases: dict[tuple[str, str], dict[str, Any]] = {}
-        self._background: set[asyncio.Task[None]] = set()
         #: The durable queue Event invokes go to (lambdad.invoke.async_queue.AsyncDispatcher).
         self.async_events: AsyncSubmitter | None = None
         self.opt_trees = OptTrees(settings.sandbox_root() / "opt", functions.blobs)
@@ -158,11 +157,11 @@ class InvokeService:
             after = page[-1].name
 
     async def resolve(self, identifier: str, qualifier: str | None = None) -> FunctionRecord:
-        """The version an invoke of FunctionName (+ Qualifier) runs, its FunctionArn as invoked.
+        """The version an invoke of FunctionName (+ Qualifier) runs, its FunctionArn as invoked."""
+        return await self._resolve(self.arns.parse_function(identifier, qualifier))
 
-        An alias picks its version per call, by the weights of its routing configuration.
-        """
-        ref = self.arns.parse_function(identifier, qualifier)
+    async def _resolve(self, ref: FunctionRef) -> FunctionRecord:
+        """An alias picks its version per call, by the weights of its routing configuration."""
         q = ref.qualifier
         if q is None or q == "$LATEST" or is_number(q):
             return await self._version(ref.name, q or "$LATEST", q)
@@ -186,20 +185,15 @@ class InvokeService:
                 self._records[(name, version, qualifier)] = record
         return record
 
-    async def _record(self, identifier: str, qualifier: str | None) -> FunctionRecord:
-        record = await self.resolve(identifier, qualifier)
-        state = record.config.get("State")
-        if state != "Active":
-            raise ResourceConflictException(
-                "The operation cannot be performed at this time. "
-                f"The function is currently in the following state: {state}"
-            )
-        return record
+    async def resolve_active(self, identifier: str, qualifier: str | None) -> FunctionRecord:
+        """The Active record an invoke of ``identifier`` (+ ``qualifier``) runs; the async dispatcher's lookup."""
+        return _active(await self.resolve(identifier, qualifier))
 
     # -- the API operation ---------------------------------------------------------------------
 
     async def invoke(self, params: Mapping[str, Any], request_id: str) -> dict[str, Any]:
-        record = await self._record(params["FunctionName"], params.get("Qualifier"))
+        ref = self.arns.parse_function(params["FunctionName"], params.get("Qualifier"))
+        record = _active(await self._resolve(ref))
         kind = params.get("InvocationType") or "RequestResponse"
         payload = params.get("Payload") or b"{}"
         _check_json(payload)
@@ -212,10 +206,9 @@ class InvokeService:
                 )
             if self.async_events is None:
                 raise ServiceException("Asynchronous invocation is not available on this server.")
-            ref = self.arns.parse_function(params["FunctionName"], params.get("Qualifier"))
             await self.async_events.submit(record.name, ref.qualifier, payload, request_id)
             return {"StatusCode": 202}
-        qualifier = self.arns.parse_function(params["FunctionName"], params.get("Qualifier")).qualifier
+        qualifier = ref.qualifier
         try:
             outcome, lines = await self.run(
                 record, payload, request_id, params.get("ClientContext"), qualifier
@@ -233,10 +226,6 @@ class InvokeService:
         if params.get("LogType") == "Tail":
             result["LogResult"] = base64.b64encode(loglines.tail(lines).encode()).decode()
         return result
-
-    async def resolve_active(self, identifier: str, qualifier: str | None) -> FunctionRecord:
-        """The Active record an invoke of ``identifier`` (+ ``qualifier``) runs; the async dispatcher's lookup."""
-        return await self._record(identifier, qualifier)
 
     # -- running one invocation ----------------------------------------------------------------
 
@@ -272,7 +261,7 @@ class InvokeService:
                 if outcome.kind == "ok" and len(outcome.payload) > MAX_SYNC_RESPONSE:
                     outcome = _too_large(outcome)
             lines = self._log_invocation(record, warm, outcome, request_id, memory, lease.cold)
-            self._count(record, warm, outcome, qualifier, self.pool.has_provisioned(key))
+            self._count(record, warm, outcome, qualifier, memory, self.pool.has_provisioned(key))
         return outcome, lines
 
     def _count(
@@ -281,10 +270,12 @@ class InvokeService:
         warm: WarmEnvironment,
         outcome: InvokeOutcome,
         qualifier: str | None,
+        memory: int,
         provisioned_config: bool,
     ) -> None:
-        """Metrics of one invocation that ran, with AWS/Lambda's names and dimensions."""
+        """Metering and metrics (AWS/Lambda's names and dimensions) of one invocation that ran."""
         error = outcome.kind != "ok"
+        self.meter.record(record.name, loglines.billed_ms(outcome.duration_ms), memory, error)
         self.metrics.record_invocation(record.name, qualifier, record.version, outcome.duration_ms, error)
         if warm.provisioned or provisioned_config:
             name = (
@@ -415,13 +406,17 @@ class InvokeService:
         self.logs.append(
             record.config["LoggingConfig"]["LogGroup"], warm.stream, [(now, line) for line in lines]
         )
-        self.meter.record(record.name, loglines.billed_ms(outcome.duration_ms), memory, outcome.kind != "ok")
         return lines
 
-    async def close(self) -> None:
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+
+def _active(record: FunctionRecord) -> FunctionRecord:
+    state = record.config.get("State")
+    if state != "Active":
+        raise ResourceConflictException(
+            "The operation cannot be performed at this time. "
+            f"The function is currently in the following state: {state}"
+        )
+    return record
 
 
 def _init_error_lines(failure: InitFailure) -> list[str]:

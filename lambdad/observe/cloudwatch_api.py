@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambdad.http import awsmodel
-from lambdad.http.app import Handler, JsonService, Request
+from lambdad.http.app import Handler, JsonService, Request, json_service
 from lambdad.http.errors import (
     InvalidNextToken,
     InvalidParameterCombination,
@@ -48,14 +48,13 @@ _PERCENTILE = re.compile(r"^p(\d{1,3}(?:\.\d{1,10})?)$")
 
 def cloudwatch_service(store: MetricStore) -> JsonService:
     """The supported CloudWatch operations, by their model names."""
-    operations = awsmodel.build_operations(awsmodel.load_model("cloudwatch"), set(OPERATIONS))
     api = CloudWatchApi(store)
     handlers: dict[str, Handler] = {
         "GetMetricStatistics": api.get_metric_statistics,
         "GetMetricData": api.get_metric_data,
         "ListMetrics": api.list_metrics,
     }
-    return JsonService(operations, handlers)
+    return json_service(awsmodel.load_model("cloudwatch"), handlers)
 
 
 # --- input helpers -----------------------------------------------------------------------------

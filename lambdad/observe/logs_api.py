@@ -10,33 +10,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from lambdad.http import awsmodel
-from lambdad.http.app import Handler, JsonService, Request
+from lambdad.http.app import Handler, JsonService, Request, json_service
 from lambdad.observe.logstore import LogStore
 
 Params = dict[str, Any]
 Output = Mapping[str, Any] | None
 
-OPERATIONS = frozenset(
-    {
-        "CreateLogGroup",
-        "DeleteLogGroup",
-        "DescribeLogGroups",
-        "CreateLogStream",
-        "DeleteLogStream",
-        "DescribeLogStreams",
-        "PutLogEvents",
-        "GetLogEvents",
-        "FilterLogEvents",
-        "PutRetentionPolicy",
-        "DeleteRetentionPolicy",
-    }
-)
-
 
 def logs_service(store: LogStore) -> JsonService:
     """Every supported CloudWatch Logs operation, by its model name."""
-    operations = awsmodel.build_operations(awsmodel.load_model("logs"), set(OPERATIONS))
-    return JsonService(operations, _handlers(store))
+    return json_service(awsmodel.load_model("logs"), _handlers(store))
 
 
 def _handlers(store: LogStore) -> dict[str, Handler]:

@@ -13,6 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambdad import tasks
+from lambdad.store import sqlite_files
+
 #: AWS Lambda list prices, x86_64, us-east-1: per request and per GB-second.
 PRICE_PER_REQUEST = 0.20 / 1_000_000
 PRICE_PER_GB_SECOND = 0.0000166667
@@ -49,9 +52,7 @@ class Meter:
         self.flush_interval_s = flush_interval_s
         self._pending: defaultdict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0, 0])
         self._task: asyncio.Task[None] | None = None
-        with sqlite3.connect(path) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+        sqlite_files.connect(path, _SCHEMA).close()
 
     def record(self, function: str, billed_ms: int, memory_mb: int, error: bool) -> None:
         """Called once per invocation: requests + billed duration x memory."""
@@ -74,17 +75,20 @@ class Meter:
             await asyncio.to_thread(self._write, dict(pending))
 
     def _write(self, pending: dict[tuple[str, int], list[float]]) -> None:
-        with sqlite3.connect(self.path) as conn:
-            conn.executemany(
-                "INSERT INTO usage VALUES (?, ?, ?, ?, ?) ON CONFLICT (function, hour) DO UPDATE SET "
-                "requests = requests + excluded.requests, gb_seconds = gb_seconds + excluded.gb_seconds, "
-                "errors = errors + excluded.errors",
-                [(fn, hour, int(c[0]), c[1], int(c[2])) for (fn, hour), c in pending.items()],
-            )
+        conn = sqlite_files.connect(self.path, same_thread=True)
+        try:
+            with sqlite_files.transaction(conn):
+                conn.executemany(
+                    "INSERT INTO usage VALUES (?, ?, ?, ?, ?) ON CONFLICT (function, hour) DO UPDATE SET "
+                    "requests = requests + excluded.requests, gb_seconds = gb_seconds + excluded.gb_seconds, "
+                    "errors = errors + excluded.errors",
+                    [(fn, hour, int(c[0]), c[1], int(c[2])) for (fn, hour), c in pending.items()],
+                )
+        finally:
+            conn.close()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        await tasks.stop(self._task)
         await self.flush()
 
 
@@ -92,10 +96,13 @@ def read_usage(path: Path, since_hour: int = 0) -> list[Usage]:
     """Totals per function from ``usage.db`` (read-only; safe while the server runs)."""
     if not path.exists():
         return []
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
         rows = conn.execute(
             "SELECT function, SUM(requests), SUM(gb_seconds), SUM(errors) FROM usage WHERE hour >= ? "
             "GROUP BY function ORDER BY function",
             (since_hour,),
         ).fetchall()
+    finally:
+        conn.close()
     return [Usage(fn, int(req), float(gbs), int(err)) for fn, req, gbs, err in rows]

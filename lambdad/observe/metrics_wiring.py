@@ -19,4 +19,4 @@ def install_metrics(app: App, metrics: MetricStore, token: str | None = None) ->
     service = cloudwatch_service(metrics)
     app.json_services[TARGET_PREFIX] = service
     app.query_services[API_VERSION] = QueryService(service, XMLNS)
-    app.raw_routes["/metrics"] = PrometheusEndpoint(metrics, token)
+    app.add_raw_route("/metrics", PrometheusEndpoint(metrics, token))

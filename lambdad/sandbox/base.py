@@ -13,6 +13,8 @@ Contract of a :class:`Sandbox`:
 
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +35,43 @@ class SandboxSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
+#: The in-sandbox code (agent, protocol, Node bootstrap) as installed with lambdad.
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+
+
 class SandboxError(Exception):
     """A sandbox could not be created."""
+
+
+class AgentProcess:
+    """What every backend's sandbox holds: the agent's process, the control socket pair (the host's
+    end and the end the agent inherits, closed once it is spawned) and the output pipe."""
+
+    def __init__(self, sandbox_id: str) -> None:
+        self.sandbox_id = sandbox_id
+        self.control, self.child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.output_fd = -1
+        self.proc: asyncio.subprocess.Process | None = None
+        self.init_header: dict[str, object] = {}
+        self._destroyed = False
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    async def _release(self) -> bool:
+        """Kill and reap the agent and close its handles, once; False when already done."""
+        if self._destroyed:
+            return False
+        self._destroyed = True
+        self.kill()
+        if self.proc is not None:
+            await self.proc.wait()
+        self.control.close()
+        self.child_end.close()
+        if self.output_fd >= 0:
+            os.close(self.output_fd)
+            self.output_fd = -1
+        return True
 
 
 class Sandbox(Protocol):

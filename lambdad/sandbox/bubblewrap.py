@@ -22,18 +22,24 @@ import fcntl
 import logging
 import os
 import shutil
-import socket
 import stat
 import time
 import uuid
 from pathlib import Path
 
 from lambdad.sandbox import cgroups, seccomp
-from lambdad.sandbox.base import SandboxError, SandboxSpec, agent_args, agent_command, agent_head
+from lambdad.sandbox.base import (
+    RUNTIME_DIR,
+    AgentProcess,
+    SandboxError,
+    SandboxSpec,
+    agent_args,
+    agent_command,
+    agent_head,
+)
 
 log = logging.getLogger("lambdad.sandbox")
 
-RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 #: Spares are made for the default /tmp size and the smallest memory size, then adjusted.
 SPARE_EPHEMERAL_MB = 512
 SPARE_MEMORY_MB = 128
@@ -58,21 +64,15 @@ def available() -> bool:
     return shutil.which("bwrap") is not None and os.geteuid() == 0
 
 
-class BubblewrapSandbox:
+class BubblewrapSandbox(AgentProcess):
     def __init__(self, spec: SandboxSpec, workdir: Path, group: cgroups.Cgroup | None) -> None:
-        self.sandbox_id = spec.sandbox_id
+        super().__init__(spec.sandbox_id)
         self.spec = spec
         self.workdir = workdir
         self.group = group
-        # the host end, and the end the agent inherits (closed here once it is spawned)
-        self.control, self.child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.output_fd = -1
-        self.proc: asyncio.subprocess.Process | None = None
         self.tmp_mounted = False
-        self.init_header: dict[str, object] = {}
         #: Host mount points bound into a spare sandbox, with the function's code stacked on them.
         self.slots: list[Path] = []
-        self._destroyed = False
 
     async def wait(self) -> int:
         assert self.proc is not None
@@ -102,19 +102,10 @@ class BubblewrapSandbox:
         return self.group.peak_bytes() if self.group is not None else 0
 
     async def destroy(self) -> None:
-        if self._destroyed:
+        if not await self._release():
             return
-        self._destroyed = True
-        self.kill()
-        if self.proc is not None:
-            await self.proc.wait()
         if self.group is not None:
             await asyncio.to_thread(self.group.remove)
-        self.control.close()
-        self.child_end.close()
-        if self.output_fd >= 0:
-            os.close(self.output_fd)
-            self.output_fd = -1
         if self.tmp_mounted:
             _umount(self.workdir / "tmp")
         for slot in self.slots:

@@ -11,26 +11,17 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 from pathlib import Path
 
-from lambdad.sandbox.base import SandboxError, SandboxSpec, agent_command
-
-RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+from lambdad.sandbox.base import RUNTIME_DIR, AgentProcess, SandboxError, SandboxSpec, agent_command
 
 
-class ProcessSandbox:
+class ProcessSandbox(AgentProcess):
     def __init__(self, spec: SandboxSpec, tmp: Path) -> None:
-        self.sandbox_id = spec.sandbox_id
-        self.init_header: dict[str, object] = {}
+        super().__init__(spec.sandbox_id)
         self.tmp = tmp
-        # the host end, and the end the agent inherits (closed here once it is spawned)
-        self.control, self.child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.output_fd = -1
-        self.proc: asyncio.subprocess.Process | None = None
-        self._destroyed = False
 
     async def wait(self) -> int:
         assert self.proc is not None
@@ -56,18 +47,8 @@ class ProcessSandbox:
         return 0
 
     async def destroy(self) -> None:
-        if self._destroyed:
-            return
-        self._destroyed = True
-        self.kill()
-        if self.proc is not None:
-            await self.proc.wait()
-        self.control.close()
-        self.child_end.close()
-        if self.output_fd >= 0:
-            os.close(self.output_fd)
-            self.output_fd = -1
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if await self._release():
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class ProcessBackend:

@@ -17,7 +17,7 @@ from lambdad.events.queues import validation
 from lambdad.events.queues.md5 import md5_of_attributes
 from lambdad.events.queues.store import Message, Outgoing, QueueStore, prepare
 from lambdad.http import awsmodel
-from lambdad.http.app import Handler, JsonService, Request
+from lambdad.http.app import Handler, JsonService, Request, json_service
 from lambdad.http.errors import (
     AwsError,
     BatchEntryIdsNotDistinct,
@@ -58,8 +58,7 @@ _BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 def queues_service(store: QueueStore) -> JsonService:
     """Every supported SQS operation, by its model name."""
-    operations = awsmodel.build_operations(_model(), set(OPERATIONS))
-    return JsonService(operations, _QueueApi(store).handlers())
+    return json_service(_model(), _QueueApi(store).handlers())
 
 
 def _model() -> dict[str, Any]:
