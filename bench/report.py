@@ -41,7 +41,9 @@ MEANINGS = """## What each number means
 - **throughput, 32 connections**: `wrk -t2 -c32` with a SigV4 *query-string presigned* POST
   (botocore `SigV4QueryAuth`, `UNSIGNED-PAYLOAD`), which lambdad accepts and which is replayable
   until it expires, so every request is authenticated. On this 2-core machine wrk, the server and the
-  sandboxes share the same 2 CPUs. Floor: the floor server under the same wrk.
+  sandboxes share the same 2 CPUs. Before measuring, wrk runs in 2 s rounds until the number of
+  sandbox processes stops growing (warm environments for all 32 connections), so no sandbox starts
+  inside the measured window. Floor: the floor server under the same wrk.
 - **cold / first invoke of a fresh function**: N functions are created and Active; each is invoked
   once (sequentially, on an open connection), so each invoke creates a new sandbox. Floor: the median
   of 20 runs of `/usr/bin/python3 -c pass` (the interpreter the sandboxes run).
