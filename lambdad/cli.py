@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -181,7 +180,7 @@ def _raise_fd_limit() -> None:
 
 
 def serve(settings: Settings) -> int:
-    import uvicorn
+    from lambdad.http import server as http_server
 
     _raise_fd_limit()
 
@@ -196,29 +195,8 @@ def serve(settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
-    config = uvicorn.Config(
-        server.build_app(),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-        # SDKs pool keep-alive connections; closing them after uvicorn's default 5 s idle races with a
-        # client reusing one (ConnectionClosedError). AWS's endpoints keep idle connections far longer.
-        timeout_keep_alive=75,
-        server_header=False,  # AWS's endpoints do not name their server; one header less per response
-    )
-    http_server = uvicorn.Server(config)
-    # uvicorn re-raises the stopping signal once it has shut down, under the handler that was in place
-    # before it started. A SIGTERM that led to a clean shutdown is a success: with these no-op handlers
-    # in place, lambdad exits 0 instead of dying by the signal.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-    http_server.run()
-    return 0 if http_server.started else 1
+    # SIGTERM and SIGINT stop it gracefully; a clean shutdown exits 0.
+    return http_server.run(server.build_app(), settings.host, settings.port)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -147,6 +147,7 @@ class Environment:
         self.init_duration_ms = 0.0
         self.output = OutputCapture(sandbox.output_fd)
         self.reader: asyncio.StreamReader | None = None
+        self._expired = False
         self.writer: asyncio.StreamWriter | None = None
 
     def _to(self, new: State) -> None:
@@ -227,10 +228,14 @@ class Environment:
                   "cognito_identity": req.cognito_identity, "trace_id": req.trace_id}  # fmt: skip
         started = time.monotonic()
         self.writer.write(P.encode(P.INVOKE, header, req.payload))
+        # A plain timer rather than asyncio.timeout(): at the deadline it kills the sandbox and ends
+        # the control stream, which ends the read; no cancellation machinery on every invoke.
+        timer = asyncio.get_running_loop().call_later(req.timeout_s, self._expire)
         try:
-            async with asyncio.timeout(req.timeout_s):  # no extra task per invoke, unlike wait_for
-                frame = await self._read()
-        except TimeoutError:
+            frame = await self._read()
+        finally:
+            timer.cancel()
+        if self._expired:
             return await self._timed_out(req, started)
         if frame is not None and frame[0] in (P.RESULT, P.ERROR):
             self._to(State.READY)
@@ -238,6 +243,12 @@ class Environment:
             error_type = None if kind == "ok" else str(frame[1].get("errorType") or "Unhandled")
             return self._outcome(kind, frame[2], error_type, started, dead=False)
         return await self._crashed(req, frame, started)
+
+    def _expire(self) -> None:
+        self._expired = True
+        self.sandbox.kill()
+        if self.reader is not None:
+            self.reader.feed_eof()
 
     async def _timed_out(self, req: InvokeRequest, started: float) -> InvokeOutcome:
         self.sandbox.kill()

@@ -12,8 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -87,20 +86,11 @@ class EnvironmentPool(Generic[E]):
         self._reaper: asyncio.Task[None] | None = None
         self._closing = False
 
-    @asynccontextmanager
-    async def acquire(
+    def acquire(
         self, key: str, function: str, fingerprint: str, start: Callable[[], Awaitable[E]]
-    ) -> AsyncIterator[Lease[E]]:
-        """Lease an environment of ``key``; ``start`` creates one when none is idle."""
-        with self.limiter.lease(function):
-            group = self._group(key, fingerprint)
-            lease = await self._take(group, start)
-            group.busy.add(lease.env)
-            try:
-                yield lease
-            finally:
-                group.busy.discard(lease.env)
-                await self._give_back(key, group, lease.env)
+    ) -> _Acquire[E]:
+        """Lease an environment of ``key`` in an ``async with``; ``start`` creates one when none is idle."""
+        return _Acquire(self, key, function, fingerprint, start)
 
     def _group(self, key: str, fingerprint: str) -> _FunctionEnvironments[E]:
         group = self._functions.get(key)
@@ -254,6 +244,50 @@ class EnvironmentPool(Generic[E]):
         envs += [env for g in self._functions.values() for env in g.busy]
         self._functions.clear()
         await asyncio.gather(*(env.destroy() for env in envs), return_exceptions=True)
+
+
+class _Acquire(Generic[E]):
+    """``EnvironmentPool.acquire``'s context manager: a concurrency lease, then an environment.
+
+    A plain class rather than ``@asynccontextmanager``: it runs on every invoke, and the generator
+    machinery cost more than the pool's own work.
+    """
+
+    __slots__ = ("pool", "key", "function", "fingerprint", "start", "group", "lease", "was_reserved")
+
+    def __init__(
+        self,
+        pool: EnvironmentPool[E],
+        key: str,
+        function: str,
+        fingerprint: str,
+        start: Callable[[], Awaitable[E]],
+    ) -> None:
+        self.pool = pool
+        self.key = key
+        self.function = function
+        self.fingerprint = fingerprint
+        self.start = start
+
+    async def __aenter__(self) -> Lease[E]:
+        pool = self.pool
+        self.was_reserved = pool.limiter.acquire(self.function)
+        try:
+            self.group = pool._group(self.key, self.fingerprint)
+            self.lease = await pool._take(self.group, self.start)
+        except BaseException:
+            pool.limiter.release(self.function, self.was_reserved)
+            raise
+        self.group.busy.add(self.lease.env)
+        return self.lease
+
+    async def __aexit__(self, *exc: object) -> None:
+        env = self.lease.env
+        self.group.busy.discard(env)
+        try:
+            await self.pool._give_back(self.key, self.group, env)
+        finally:
+            self.pool.limiter.release(self.function, self.was_reserved)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

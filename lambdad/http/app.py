@@ -1,7 +1,8 @@
-"""The ASGI front: routing by path (rest-json) and X-Amz-Target (json), SigV4, AWS error rendering.
+"""The application: routing by path (rest-json) and X-Amz-Target (json), SigV4, AWS error rendering.
 
-Written directly against ASGI rather than on a framework: every invoke passes through here, and the
-work per request is a dict lookup, one regex match, the signature check and the handler call.
+``lambdad.http.server`` parses HTTP and calls ``App.handle`` with a whole request: every invoke
+passes through here, and the work per request is a dict lookup, one regex match, the signature
+check and the handler call.
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ from lambdad.http.errors import (
 
 log = logging.getLogger("lambdad.http")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 #: A handler takes the parsed input and the request; returns the output dict (or None).
 Handler = Callable[[dict[str, Any], "Request"], Awaitable[Mapping[str, Any] | None]]
@@ -69,6 +67,8 @@ class Request:
     body: bytes
     request_id: str
     client: tuple[str, int] | None = None
+    #: The body was longer than the server reads (DEFAULT_BODY_LIMIT); ``body`` holds its start.
+    body_overflow: bool = False
     #: Extra response headers a handler wants to add (x-amz-executed-version, ...).
     response_headers: Headers = field(default_factory=list)
 
@@ -120,78 +120,56 @@ class App:
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self._http(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+    async def startup(self) -> None:
+        if self.on_startup:
+            await self.on_startup()
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    if self.on_startup:
-                        await self.on_startup()
-                except Exception as exc:
-                    log.exception("start-up failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                if self.on_shutdown:
-                    await self.on_shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    async def shutdown(self) -> None:
+        if self.on_shutdown:
+            await self.on_shutdown()
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw_headers: Headers = scope["headers"]
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}
-        request = Request(
-            method=scope["method"],
-            path=scope["path"],
-            raw_path=scope.get("raw_path") or scope["path"].encode(),
-            query_string=scope["query_string"],
-            headers=headers,
-            raw_headers=raw_headers,
-            body=b"",
-            request_id=str(uuid.uuid4()),
-            client=scope.get("client"),
-        )
+    async def handle(self, request: Request) -> tuple[int, Headers, bytes]:
+        """Answer one request: (status, headers, body). Errors become AWS error documents."""
+        request.request_id = str(uuid.uuid4())
+        headers = request.headers
         protocol = Protocol.REST_JSON
         try:
             raw = self._raw_route(request.path)
             if self.url_route is not None and ".lambda-url." in headers.get("host", ""):
                 raw = self.url_route
             if raw is not None:
-                request.body = await _read_body(receive, DEFAULT_BODY_LIMIT, "request")
+                _check_body(request, DEFAULT_BODY_LIMIT, "request")
                 status, out_headers, body = await raw(request)
             else:
                 target = headers.get("x-amz-target")
                 if target is not None:
                     protocol = Protocol.JSON
-                    status, out_headers, body = await self._json(request, target, receive)
+                    status, out_headers, body = await self._json(request, target)
                 elif request.path.startswith(rpc.PREFIX):
                     protocol = Protocol.RPC_V2_CBOR
-                    request.body = await _read_body(receive, DEFAULT_BODY_LIMIT, "request")
+                    _check_body(request, DEFAULT_BODY_LIMIT, "request")
                     status, out_headers, body = await rpc.handle(
                         request, self.json_services, self.authenticate
                     )
                 elif request.path == "/" and self.query_services:
                     protocol = Protocol.QUERY
-                    request.body = await _read_body(receive, DEFAULT_BODY_LIMIT, "request")
+                    _check_body(request, DEFAULT_BODY_LIMIT, "request")
                     status, out_headers, body = await query.handle(
                         request, self.query_services, self.authenticate
                     )
                 else:
-                    status, out_headers, body = await self._rest(request, receive)
+                    status, out_headers, body = await self._rest(request)
         except AwsError as error:
             status, out_headers, body = error.render(protocol, request.request_id)
         except Exception:
             log.exception("unhandled error", extra={"request_id": request.request_id, "path": request.path})
             internal = ServiceException("An internal error occurred; see the lambdad server log.")
             status, out_headers, body = internal.render(protocol, request.request_id)
-        await _respond(send, status, out_headers + request.response_headers, body, request.request_id)
+        out_headers += request.response_headers
+        if not any(name == b"x-amzn-requestid" for name, _ in out_headers):
+            out_headers.append((b"x-amzn-requestid", request.request_id.encode()))
+        out_headers.append((b"content-length", str(len(body)).encode()))
+        return status, out_headers, body
 
     def add_raw_route(self, prefix: str, route: RawRoute) -> None:
         """Answer every request under ``prefix`` with ``route`` (no SigV4: the route decides)."""
@@ -206,7 +184,7 @@ class App:
                 return route
         return None
 
-    async def _rest(self, request: Request, receive: Receive) -> tuple[int, Headers, bytes]:
+    async def _rest(self, request: Request) -> tuple[int, Headers, bytes]:
         raw_path = request.raw_path.decode("latin-1")
         query = request.query
         found = self.router.match(request.method, raw_path, query)
@@ -218,12 +196,12 @@ class App:
                     handlers = service_handlers
                     break
         if found is None:
-            await _read_body(receive, DEFAULT_BODY_LIMIT, "request")
+            _check_body(request, DEFAULT_BODY_LIMIT, "request")
             self.authenticate(request)
             raise UnknownOperationException(f"Unknown operation {request.method} {request.path}")
         op, labels = found
         limit = BODY_LIMITS.get(op.name, DEFAULT_BODY_LIMIT)
-        request.body = await _read_body(receive, limit, _OPERATION_NAMES.get(op.name, op.name))
+        _check_body(request, limit, _OPERATION_NAMES.get(op.name, op.name))
         self.authenticate(request)
         handler = handlers.get(op.name)
         if handler is None:
@@ -233,9 +211,9 @@ class App:
         result = await handler(params, request)
         return awsmodel.render_rest_output(op, result)
 
-    async def _json(self, request: Request, target: str, receive: Receive) -> tuple[int, Headers, bytes]:
+    async def _json(self, request: Request, target: str) -> tuple[int, Headers, bytes]:
         prefix, _, name = target.partition(".")
-        request.body = await _read_body(receive, DEFAULT_BODY_LIMIT, name or "request")
+        _check_body(request, DEFAULT_BODY_LIMIT, name or "request")
         self.authenticate(request)
         service = self.json_services.get(prefix)
         handler = service.handlers.get(name) if service else None
@@ -253,28 +231,8 @@ class App:
         return 200, [(b"content-type", b"application/x-amz-json-1.1")], body
 
 
-async def _read_body(receive: Receive, limit: int, operation: str) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise RequestEntityTooLargeException(
-                f"Request must be smaller than {limit} bytes for the {operation} operation"
-            )
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return b"".join(chunks)
-
-
-async def _respond(send: Send, status: int, headers: Headers, body: bytes, request_id: str) -> None:
-    if not any(name == b"x-amzn-requestid" for name, _ in headers):
-        headers.append((b"x-amzn-requestid", request_id.encode()))
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+def _check_body(request: Request, limit: int, operation: str) -> None:
+    if request.body_overflow or len(request.body) > limit:
+        raise RequestEntityTooLargeException(
+            f"Request must be smaller than {limit} bytes for the {operation} operation"
+        )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,6 +62,10 @@ _QUERY_PARAMS = (
 
 _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
 _PATH_SAFE_AND_PERCENT = _UNRESERVED + b"/%"
+#: Unreserved bytes and upper-case %XX escapes only, ...
+_CANONICAL_ENCODED = re.compile(rb"(?:[A-Za-z0-9_.~-]|%[0-9A-F]{2})*")
+#: ... none of which escapes an unreserved byte (those must be bare in the canonical form).
+_NEEDLESSLY_ENCODED = re.compile(rb"%(?:2D|2E|3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE])")
 
 Headers = dict[bytes, list[bytes]]
 
@@ -108,10 +113,19 @@ def verify_request(
     key = _signing_key(secret, auth.scope_date, auth.region, auth.service)
     scope = f"{auth.scope_date}/{auth.region}/{auth.service}/aws4_request"
     head = method.upper().encode() + b"\n"
+    # Query, headers and signed-header list do not depend on the payload hash or the URI form.
+    middle = b"\n".join(
+        (
+            b"",
+            _canonical_query(query, auth.presigned),
+            _canonical_headers(header_map, auth.signed_headers),
+            auth.signed_headers_raw.encode(),
+            b"",
+        )
+    )
     for payload_hash in _payload_hashes(header_map, body, auth.presigned):
-        rest = _canonical_rest(query, header_map, auth, payload_hash)
         for uri in _candidate_uris(raw_path):
-            if _matches(key, amz_date, scope, head + uri + rest, auth.signature):
+            if _matches(key, amz_date, scope, head + uri + middle + payload_hash, auth.signature):
                 return VerifiedCaller(auth.access_key_id, auth.region, auth.service)
     raise InvalidSignatureException(MSG_MISMATCH)
 
@@ -222,6 +236,12 @@ def _parse_query_auth(query: list[tuple[bytes, bytes]]) -> tuple[_Auth, str, dat
 
 def _make_auth(credential: str, signed_headers: str, signature: str, presigned: bool) -> _Auth:
     """Validate the credential scope and signed-header list shared by both forms."""
+    key_id, scope_date, region, service, names, names_raw = _scope(credential, signed_headers)
+    return _Auth(key_id, scope_date, region, service, names, names_raw, signature, presigned)
+
+
+@lru_cache(maxsize=1024)  # a client signs many requests with the same credential and header list
+def _scope(credential: str, signed_headers: str) -> tuple[str, str, str, str, tuple[bytes, ...], str]:
     parts = credential.rsplit("/", 4)
     if len(parts) != 5 or not parts[0]:
         raise IncompleteSignatureException(
@@ -238,9 +258,10 @@ def _make_auth(credential: str, signed_headers: str, signature: str, presigned: 
         raise InvalidSignatureException(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
         )
-    return _Auth(key_id, scope_date, region, service, names, signed_headers.lower(), signature, presigned)
+    return key_id, scope_date, region, service, names, signed_headers.lower()
 
 
+@lru_cache(maxsize=1024)  # requests within one second share their date
 def _parse_date(value: str) -> tuple[str, datetime]:
     """Parse ISO 8601 basic (``20150830T123600Z``) or an RFC 1123 ``Date``; return both forms."""
     if len(value) == 16 and value[8] == "T" and value[15] == "Z" and (value[:8] + value[9:15]).isdigit():
@@ -346,21 +367,6 @@ def _remove_dot_segments(path: bytes) -> bytes:
     return first + b"/".join(output) + last
 
 
-def _canonical_rest(
-    query: list[tuple[bytes, bytes]], header_map: Headers, auth: _Auth, payload_hash: bytes
-) -> bytes:
-    """Everything of the canonical request after the URI, which is the same for every URI form."""
-    return b"\n".join(
-        (
-            b"",
-            _canonical_query(query, auth.presigned),
-            _canonical_headers(header_map, auth.signed_headers),
-            auth.signed_headers_raw.encode(),
-            payload_hash,
-        )
-    )
-
-
 def _canonical_query(query: list[tuple[bytes, bytes]], presigned: bool) -> bytes:
     """Re-encode each pair per RFC 3986 and sort by key, then value; never sign the signature."""
     pairs = sorted(
@@ -375,6 +381,8 @@ def _rfc3986(raw: bytes) -> bytes:
     """Decode then encode with only unreserved characters left bare (``+`` stays a literal plus)."""
     if not raw.translate(None, _UNRESERVED):
         return raw  # the common case: nothing to re-encode
+    if _CANONICAL_ENCODED.fullmatch(raw) and not _NEEDLESSLY_ENCODED.search(raw):
+        return raw  # already as SigV4 spells it (a credential's %2F): skip quote's per-byte loop
     return quote_from_bytes(unquote_to_bytes(raw), safe="-_.~").encode()
 
 

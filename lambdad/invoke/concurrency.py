@@ -8,8 +8,6 @@ and returned through a context manager, so an error can never leak one.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from lambdad.http.errors import TooManyRequestsException
 
@@ -66,20 +64,15 @@ class ConcurrencyLimiter:
         self.in_flight[function] += 1
         return None
 
-    @contextmanager
-    def lease(self, function: str) -> Iterator[None]:
-        """Hold one execution slot for ``function`` or raise Throttled."""
+    def acquire(self, function: str) -> bool:
+        """Take one execution slot for ``function`` or raise Throttled; pass the result to release()."""
         reason = self.try_acquire(function)
         if reason is not None:
             raise Throttled(reason)
-        reserved_at_start = function in self._reserved
-        try:
-            yield
-        finally:
-            self._release_as(function, reserved_at_start)
+        return function in self._reserved
 
-    def _release_as(self, function: str, was_reserved: bool) -> None:
-        """Release under the accounting that was in force when the lease was taken."""
+    def release(self, function: str, was_reserved: bool) -> None:
+        """Give back a slot taken by acquire(), under the accounting in force when it was taken."""
         self.in_flight[function] -= 1
         if self.in_flight[function] <= 0:
             del self.in_flight[function]

@@ -530,3 +530,15 @@ def _query_value(raw: Raw, name: bytes) -> str:
         if key == name:
             return value.decode()
     raise AssertionError(f"{name!r} not in query")
+
+
+def test_query_canonicalization_shortcut_agrees_with_decode_then_encode() -> None:
+    """_rfc3986 skips re-encoding values already in canonical form; every escape must agree."""
+    from urllib.parse import quote_from_bytes, unquote_to_bytes
+
+    from lambdad.http.sigv4 import _rfc3986
+
+    values = [b"a%%%02X" % b for b in range(256)] + [b"a%%%02x" % b for b in range(256)]
+    values += [b"LKIA%2F20261123%2Fus-east-1%2Flambda%2Faws4_request", b"a+b", b"%zz", b"a%2", b"%E2%82%AC"]
+    for raw in values:
+        assert _rfc3986(raw) == quote_from_bytes(unquote_to_bytes(raw), safe="-_.~").encode(), raw
