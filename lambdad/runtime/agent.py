@@ -42,6 +42,7 @@ class Channel:
         os.set_inheritable(fd, False)  # user subprocesses must not inherit it
         self.sock = socket.socket(fileno=fd)
         self._lock = threading.Lock()
+        self._buffer = bytearray()
 
     def send(self, kind: int, header: dict[str, Any] | None = None, body: bytes = b"") -> None:
         data = P.encode(kind, header, body)
@@ -49,7 +50,23 @@ class Channel:
             self.sock.sendall(data)
 
     def recv(self) -> tuple[int, dict[str, Any], bytes] | None:
-        return P.recv_blocking(self.sock)
+        """The next frame; None at end of stream. Reads ahead into a buffer, so a small frame costs
+        one recv() rather than one for its length and one for the rest."""
+        buf = self._buffer
+        need = 4
+        while True:
+            if len(buf) >= 4:
+                need = 4 + P.frame_length(bytes(buf[:4]))
+                if len(buf) >= need:
+                    frame = P.decode(bytes(buf[4:need]))
+                    del buf[:need]
+                    return frame
+            chunk = self.sock.recv(max(need - len(buf), 1 << 16))
+            if not chunk:
+                if buf:
+                    raise P.FrameError("stream ended inside a frame")
+                return None
+            buf += chunk
 
 
 def error_json(message: str, error_type: str, request_id: str = "", trace: list[str] | None = None) -> bytes:
@@ -169,14 +186,14 @@ def _obj(cls: Any, data: Any) -> Any:
 class LambdaContext:
     """The same attributes and methods as awslambdaric's LambdaContext."""
 
+    #: (log group, log stream, function name, memory, version): set by the platform before the
+    #: handler loads, read once (``_platform_fields``) instead of five environ lookups per invoke.
+    platform: tuple[str | None, ...] = ()
+
     def __init__(self, header: dict[str, Any], client_context: Any, identity: Any) -> None:
-        env = os.environ
         self.aws_request_id = header["request_id"]
-        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
-        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
-        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
-        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        (self.log_group_name, self.log_stream_name, self.function_name, self.memory_limit_in_mb,
+         self.function_version) = LambdaContext.platform or _platform_fields()  # fmt: skip
         self.invoked_function_arn = header.get("invoked_function_arn")
         self.tenant_id = header.get("tenant_id")
         w3c = client_context.pop("w3c", None) if isinstance(client_context, dict) else None
@@ -208,6 +225,14 @@ class LambdaContext:
             f"invoked_function_arn={self.invoked_function_arn},client_context={self.client_context},"
             f"identity={self.identity},tenant_id={self.tenant_id}])"
         )
+
+
+def _platform_fields() -> tuple[str | None, ...]:
+    env = os.environ
+    names = ("AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_FUNCTION_NAME",
+             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION")  # fmt: skip
+    LambdaContext.platform = tuple(env.get(name) for name in names)
+    return LambdaContext.platform
 
 
 class _RequestState:

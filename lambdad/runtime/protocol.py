@@ -28,6 +28,9 @@ KIND_NAMES = {INIT: "INIT", READY: "READY", INIT_ERROR: "INIT_ERROR", INVOKE: "I
 CONTROL_FD_ENV = "_LAMBDAD_CONTROL_FD"
 MAX_FRAME = 64 * 1024 * 1024
 _PREFIX = struct.Struct(">I")
+# Made once: json.dumps with arguments builds an encoder per call, json.loads sniffs the encoding.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_DECODE = json.JSONDecoder().decode
 _KIND_HLEN = struct.Struct(">BI")
 
 
@@ -37,7 +40,7 @@ class FrameError(Exception):
 
 def encode(kind: int, header: dict[str, Any] | None = None, body: bytes = b"") -> bytes:
     """One frame as bytes."""
-    raw = json.dumps(header or {}, separators=(",", ":")).encode()
+    raw = _ENCODE(header or {}).encode()
     length = _KIND_HLEN.size + len(raw) + len(body)
     return _PREFIX.pack(length) + _KIND_HLEN.pack(kind, len(raw)) + raw + body
 
@@ -59,7 +62,7 @@ def decode(rest: bytes) -> tuple[int, dict[str, Any], bytes]:
     if start + hlen > len(rest):
         raise FrameError("header longer than frame")
     try:
-        header = json.loads(rest[start : start + hlen])
+        header = _DECODE(bytes(rest[start : start + hlen]).decode())
     except ValueError as e:
         raise FrameError(f"bad header: {e}") from e
     if not isinstance(header, dict):
