@@ -210,8 +210,9 @@ class InvokeService:
             return {"StatusCode": 202}
         qualifier = ref.qualifier
         try:
+            tail = params.get("LogType") == "Tail"
             outcome, lines = await self.run(
-                record, payload, request_id, params.get("ClientContext"), qualifier
+                record, payload, request_id, params.get("ClientContext"), qualifier, tail
             )
         except Throttled:
             self.metrics.record_throttle(record.name, qualifier)
@@ -223,7 +224,7 @@ class InvokeService:
         }
         if outcome.kind != "ok":
             result["FunctionError"] = "Unhandled"
-        if params.get("LogType") == "Tail":
+        if tail:
             result["LogResult"] = base64.b64encode(loglines.tail(lines).encode()).decode()
         return result
 
@@ -236,9 +237,15 @@ class InvokeService:
         request_id: str,
         client_context: str | None,
         qualifier: str | None = None,
+        want_lines: bool = False,
     ) -> tuple[InvokeOutcome, list[str]]:
-        """Invoke once; returns the outcome and the invocation's log lines. ``qualifier`` is the one
-        the caller used (an alias or version), for the Resource dimension of its metrics."""
+        """Invoke once; returns the outcome and, when ``want_lines``, the invocation's log lines.
+        ``qualifier`` is the one the caller used (an alias or version), for the Resource dimension
+        of its metrics.
+
+        Without ``want_lines`` the log lines, metrics and metering are recorded in the loop's next
+        iteration, after the caller has written its answer: they are not on the invoke's latency.
+        """
         key = f"{record.name}:{record.version}"
         memory = int(record.config["MemorySize"])
         async with self.pool.acquire(
@@ -260,9 +267,40 @@ class InvokeService:
                 outcome = await warm.env.invoke(request)
                 if outcome.kind == "ok" and len(outcome.payload) > MAX_SYNC_RESPONSE:
                     outcome = _too_large(outcome)
-            lines = self._log_invocation(record, warm, outcome, request_id, memory, lease.cold)
-            self._count(record, warm, outcome, qualifier, memory, self.pool.has_provisioned(key))
+            provisioned = self.pool.has_provisioned(key)
+            if not want_lines:
+                asyncio.get_running_loop().call_soon(
+                    self._record,
+                    record,
+                    warm,
+                    outcome,
+                    request_id,
+                    memory,
+                    lease.cold,
+                    qualifier,
+                    provisioned,
+                )
+                return outcome, []
+            lines = self._record(
+                record, warm, outcome, request_id, memory, lease.cold, qualifier, provisioned
+            )
         return outcome, lines
+
+    def _record(
+        self,
+        record: FunctionRecord,
+        warm: WarmEnvironment,
+        outcome: InvokeOutcome,
+        request_id: str,
+        memory: int,
+        cold: bool,
+        qualifier: str | None,
+        provisioned_config: bool,
+    ) -> list[str]:
+        """The invocation's log lines (returned and stored), metrics and metering."""
+        lines = self._log_invocation(record, warm, outcome, request_id, memory, cold)
+        self._count(record, warm, outcome, qualifier, memory, provisioned_config)
+        return lines
 
     def _count(
         self,
