@@ -67,6 +67,9 @@ _CANONICAL_ENCODED = re.compile(rb"(?:[A-Za-z0-9_.~-]|%[0-9A-F]{2})*")
 #: ... none of which escapes an unreserved byte (those must be bare in the canonical form).
 _NEEDLESSLY_ENCODED = re.compile(rb"%(?:2D|2E|3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE])")
 
+#: Whitespace that canonicalization would change inside a value: a run, or anything but a space.
+_COLLAPSIBLE = re.compile(rb"\s\s|[\t\n\r\x0b\x0c]")
+
 Headers = dict[bytes, list[bytes]]
 
 
@@ -388,11 +391,15 @@ def _rfc3986(raw: bytes) -> bytes:
 
 def _canonical_headers(header_map: Headers, names: tuple[bytes, ...]) -> bytes:
     """``name:value`` lines for the signed headers, values trimmed and inner whitespace collapsed."""
-    lines = b"".join(
-        name + b":" + b",".join(b" ".join(v.split()) for v in header_map.get(name, ())) + b"\n"
-        for name in sorted(names)
-    )
-    return lines
+    out = []
+    for name in sorted(names):
+        values = header_map.get(name, ())
+        if len(values) == 1 and not _COLLAPSIBLE.search(values[0]):
+            value = values[0].strip()  # the common case: nothing inside to collapse
+        else:
+            value = b",".join(b" ".join(v.split()) for v in values)
+        out.append(name + b":" + value + b"\n")
+    return b"".join(out)
 
 
 def _payload_hashes(header_map: Headers, body: bytes, presigned: bool) -> list[bytes]:

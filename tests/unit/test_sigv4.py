@@ -542,3 +542,16 @@ def test_query_canonicalization_shortcut_agrees_with_decode_then_encode() -> Non
     values += [b"LKIA%2F20261123%2Fus-east-1%2Flambda%2Faws4_request", b"a+b", b"%zz", b"a%2", b"%E2%82%AC"]
     for raw in values:
         assert _rfc3986(raw) == quote_from_bytes(unquote_to_bytes(raw), safe="-_.~").encode(), raw
+
+
+def test_header_value_shortcut_agrees_with_trim_and_collapse() -> None:
+    """_canonical_headers skips collapsing values with no whitespace run; every mix must agree."""
+    import itertools
+
+    from lambdad.http.sigv4 import _canonical_headers
+
+    spaces = [b" ", b"  ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c", b""]
+    for a, b, c in itertools.product(spaces, repeat=3):
+        value = a + b"x" + b + b"y" + c
+        assert _canonical_headers({b"h": [value]}, (b"h",)) == b"h:" + b" ".join(value.split()) + b"\n"
+    assert _canonical_headers({b"h": [b" a ", b"b  c"]}, (b"h",)) == b"h:a,b c\n"
