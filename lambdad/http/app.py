@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from lambdad.http import awsmodel, query, rpc
 from lambdad.http.errors import (
@@ -54,6 +54,22 @@ _OPERATION_NAMES = {"Invoke": "InvokeFunction"}
 _SKIP_VALIDATION = frozenset({"Runtime"})
 
 
+def parse_query(raw: bytes) -> dict[str, list[str]]:
+    """What ``parse_qs(raw.decode("latin-1"), keep_blank_values=True)`` returns, without its
+    per-piece unquoting when a piece has nothing to unquote (a presigned URL has seven pieces)."""
+    out: dict[str, list[str]] = {}
+    for piece in raw.decode("latin-1").split("&"):
+        if not piece:
+            continue
+        key, _, value = piece.partition("=")
+        if "%" in key or "+" in key:
+            key = unquote_plus(key)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        out.setdefault(key, []).append(value)
+    return out
+
+
 @dataclass
 class Request:
     """What handlers see of an HTTP request."""
@@ -74,7 +90,7 @@ class Request:
 
     @property
     def query(self) -> dict[str, list[str]]:
-        return parse_qs(self.query_string.decode("latin-1"), keep_blank_values=True)
+        return parse_query(self.query_string)
 
 
 @dataclass
