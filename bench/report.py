@@ -19,11 +19,30 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
 - **Byte-compiling Python code once at unpack**: Init Duration of a 300 KB module 741 ms -> 7-10 ms.
 - **A smaller agent** (`python -S`, no `typing`, no `urllib.request` preload): PSS per idle
   environment 10.3 MiB -> 6.3 MiB.
-- **What bounds the warm path now**: the server spends about 0.6 ms of CPU per invoke (HTTP and
-  ASGI about 0.15 ms, the rest SigV4, the sandbox round trip over a socket pair, logs and metrics),
-  which caps one server process at roughly 1,500 invokes/s; and a 128 MB function gets 7.2% of a CPU
-  (as on AWS), which a client invoking back to back exhausts: that is the 128 MB p99. At 1769 MB
-  the p99 is about 2 ms.
+- **Warm-up to a steady pool before the throughput run** (`bench/warm.py`): two seconds of wrk
+  left about 15 of 32 environments started, so the measured window was full of sandbox starts
+  (15% of the server's busy samples). Now wrk runs in 2 s rounds until the number of sandbox
+  processes stops growing. Same code: 854-1,100 -> about 2,000 req/s.
+- **Our own HTTP/1.1 server instead of uvicorn, and a leaner invoke path** (session of 2026-11-23):
+  `lambdad.http.server` (httptools on uvloop) calls `App.handle` with the whole request, no ASGI
+  messages or middleware; the pool lease is a plain async context manager; the invoke deadline is
+  a loop timer instead of `asyncio.timeout()`; SigV4 builds the canonical query and headers once
+  and skips re-encoding what is already canonical; query strings are parsed without `parse_qs`'s
+  per-piece unquoting; logs, metrics and metering of an invoke are recorded after its answer is
+  written (unless `LogType=Tail`); the agent reads a frame with one `recv()`. Sequential p50 against
+  the floor: 4.3-4.8x -> 3.4-3.8x; server CPU per invoke 0.79-0.91 ms -> 0.5-0.7 ms (9.3-11.4x ->
+  6-9x the floor's). This machine drifts: the floor itself moved between 0.14 and 0.24 ms over the
+  day, so compare ratios.
+- **What bounds the warm path now**: the server's one Python thread. About 0.45-0.7 ms of CPU per
+  invoke, spread thin: SigV4 (15-25% of busy samples, more with presigned URLs), the socket writes
+  to the sandbox and to the client (10-15%, system calls that wake the other process), the model-
+  driven parsing, validation and rendering (about 8%), the pool, logs and metrics. No single piece
+  is left that halves it. Under 32 connections that thread is saturated at about 2,000 invokes/s
+  while the second CPU is half idle, which is why throughput is 0.05-0.07x the floor (target 0.2x):
+  reaching it needs either several server processes sharing the pool's state or a hot path outside
+  Python. A 128 MB function gets 7.2% of a CPU (as on AWS); a client invoking it back to back uses
+  more than that (about 0.12 ms of sandbox CPU per invoke, most of it the kernel's), so it is
+  throttled every 100 ms period: that is the 128 MB p99. At 1769 MB the p99 is about 2-3 ms.
 
 """
 

@@ -108,7 +108,7 @@ def json_service(model: Mapping[str, Any], handlers: dict[str, Handler]) -> Json
 
 
 class App:
-    """The whole HTTP surface of lambdad as one ASGI application."""
+    """The whole HTTP surface of lambdad: ``handle`` answers one parsed request."""
 
     def __init__(
         self,

@@ -3,8 +3,9 @@
 Every invoke crosses this layer, so it does only what the API needs: keep-alive, pipelining (answers
 in order), ``Expect: 100-continue``, HEAD, bodies read whole (up to App's largest limit, the rest
 discarded and the request answered 413 by App), idle keep-alive timeout, graceful shutdown. No ASGI
-message dicts, no per-request middleware: under load this halved the front's share of the server's
-CPU compared with uvicorn running the same App (see docs/performance.md).
+message dicts, no per-request middleware or cycle object: in profiles under load uvicorn's own
+frames around the same App took about a fifth of the server's busy samples, this layer under a
+tenth (docs/performance.md).
 """
 
 from __future__ import annotations
