@@ -42,7 +42,7 @@ class Channel:
         os.set_inheritable(fd, False)  # user subprocesses must not inherit it
         self.sock = socket.socket(fileno=fd)
         self._lock = threading.Lock()
-        self._buffer = bytearray()
+        self._reader = P.BlockingReader(self.sock)
 
     def send(self, kind: int, header: dict[str, Any] | None = None, body: bytes = b"") -> None:
         data = P.encode(kind, header, body)
@@ -50,23 +50,7 @@ class Channel:
             self.sock.sendall(data)
 
     def recv(self) -> tuple[int, dict[str, Any], bytes] | None:
-        """The next frame; None at end of stream. Reads ahead into a buffer, so a small frame costs
-        one recv() rather than one for its length and one for the rest."""
-        buf = self._buffer
-        need = 4
-        while True:
-            if len(buf) >= 4:
-                need = 4 + P.frame_length(bytes(buf[:4]))
-                if len(buf) >= need:
-                    frame = P.decode(bytes(buf[4:need]))
-                    del buf[:need]
-                    return frame
-            chunk = self.sock.recv(max(need - len(buf), 1 << 16))
-            if not chunk:
-                if buf:
-                    raise P.FrameError("stream ended inside a frame")
-                return None
-            buf += chunk
+        return self._reader.recv()
 
 
 def error_json(message: str, error_type: str, request_id: str = "", trace: list[str] | None = None) -> bytes:

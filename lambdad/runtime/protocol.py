@@ -70,27 +70,31 @@ def decode(rest: bytes) -> tuple[int, dict[str, Any], bytes]:
     return kind, header, bytes(rest[start + hlen :])
 
 
-def recv_blocking(sock: Any) -> tuple[int, dict[str, Any], bytes] | None:
-    """Read one frame from a blocking socket; None at end of stream."""
-    prefix = _recv_exact(sock, _PREFIX.size)
-    if prefix is None:
-        return None
-    rest = _recv_exact(sock, frame_length(prefix))
-    if rest is None:
-        raise FrameError("stream ended inside a frame")
-    return decode(rest)
+class BlockingReader:
+    """Frames from a blocking socket. Reads ahead into a buffer, so a small frame costs one
+    ``recv()`` rather than one for its length and one for the rest (the agent's per-invoke read)."""
 
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self._buffer = bytearray()
 
-def _recv_exact(sock: Any, n: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(min(n - len(buf), 1 << 20))
-        if not chunk:
-            if buf:
-                raise FrameError("stream ended inside a frame")
-            return None
-        buf += chunk
-    return bytes(buf)
+    def recv(self) -> tuple[int, dict[str, Any], bytes] | None:
+        """The next frame; None at a clean end of stream."""
+        buf = self._buffer
+        need = _PREFIX.size
+        while True:
+            if len(buf) >= _PREFIX.size:
+                need = _PREFIX.size + frame_length(bytes(buf[: _PREFIX.size]))
+                if len(buf) >= need:
+                    frame = decode(bytes(buf[_PREFIX.size : need]))
+                    del buf[:need]
+                    return frame
+            chunk = self.sock.recv(max(need - len(buf), 1 << 16))
+            if not chunk:
+                if buf:
+                    raise FrameError("stream ended inside a frame")
+                return None
+            buf += chunk
 
 
 async def read_frame(reader: Any) -> tuple[int, dict[str, Any], bytes] | None:

@@ -1,5 +1,6 @@
 import asyncio
 import socket
+import threading
 
 import pytest
 
@@ -44,10 +45,16 @@ def test_blocking_socket_frames() -> None:
         a.sendall(
             P.encode(P.READY, {"init_duration_ms": 1.5}) + P.encode(P.RESULT, {"request_id": "x"}, b"42")
         )
-        assert P.recv_blocking(b) == (P.READY, {"init_duration_ms": 1.5}, b"")
-        assert P.recv_blocking(b) == (P.RESULT, {"request_id": "x"}, b"42")
+        reader = P.BlockingReader(b)  # both frames arrive in one read: the second is kept for later
+        assert reader.recv() == (P.READY, {"init_duration_ms": 1.5}, b"")
+        assert reader.recv() == (P.RESULT, {"request_id": "x"}, b"42")
+        big = bytes(range(256)) * 5000  # larger than one read: assembled from several
+        sender = threading.Thread(target=a.sendall, args=(P.encode(P.RESULT, {"request_id": "y"}, big),))
+        sender.start()  # more than the socket buffer holds: sent while the reader reads
+        assert reader.recv() == (P.RESULT, {"request_id": "y"}, big)
+        sender.join()
         a.shutdown(socket.SHUT_WR)
-        assert P.recv_blocking(b) is None
+        assert reader.recv() is None
 
 
 def test_blocking_truncated_frame() -> None:
@@ -56,7 +63,7 @@ def test_blocking_truncated_frame() -> None:
         a.sendall(P.encode(P.RESULT, {}, b"abcdef")[:-2])
         a.shutdown(socket.SHUT_WR)
         with pytest.raises(P.FrameError):
-            P.recv_blocking(b)
+            P.BlockingReader(b).recv()
 
 
 def test_async_frames() -> None:
