@@ -147,8 +147,9 @@ class Environment:
         self.init_duration_ms = 0.0
         self.output = OutputCapture(sandbox.output_fd)
         self.reader: asyncio.StreamReader | None = None
-        self._expired = False
         self.writer: asyncio.StreamWriter | None = None
+        #: Set by the invoke deadline's timer, which has already killed the sandbox.
+        self._expired = False
 
     def _to(self, new: State) -> None:
         if new not in TRANSITIONS[self.state]:
@@ -239,7 +240,7 @@ class Environment:
         finally:
             timer.cancel()
         if self._expired:
-            return await self._timed_out(req, started)
+            return self._timed_out(req, started)
         if frame is not None and frame[0] in (P.RESULT, P.ERROR):
             self._to(State.READY)
             kind: OutcomeKind = "ok" if frame[0] == P.RESULT else "function_error"
@@ -253,8 +254,7 @@ class Environment:
         if self.reader is not None:
             self.reader.feed_eof()
 
-    async def _timed_out(self, req: InvokeRequest, started: float) -> InvokeOutcome:
-        self.sandbox.kill()
+    def _timed_out(self, req: InvokeRequest, started: float) -> InvokeOutcome:
         message = f"RequestId: {req.request_id} Error: Task timed out after {req.timeout_s:.2f} seconds"
         return self._dead_outcome("timeout", "Sandbox.Timedout", message, started)
 

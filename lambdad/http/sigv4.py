@@ -382,10 +382,8 @@ def _canonical_query(query: list[tuple[bytes, bytes]], presigned: bool) -> bytes
 
 def _rfc3986(raw: bytes) -> bytes:
     """Decode then encode with only unreserved characters left bare (``+`` stays a literal plus)."""
-    if not raw.translate(None, _UNRESERVED):
-        return raw  # the common case: nothing to re-encode
     if _CANONICAL_ENCODED.fullmatch(raw) and not _NEEDLESSLY_ENCODED.search(raw):
-        return raw  # already as SigV4 spells it (a credential's %2F): skip quote's per-byte loop
+        return raw  # already as SigV4 spells it (the common case): skip quote's per-byte loop
     return quote_from_bytes(unquote_to_bytes(raw), safe="-_.~").encode()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -267,23 +268,14 @@ class InvokeService:
                 outcome = await warm.env.invoke(request)
                 if outcome.kind == "ok" and len(outcome.payload) > MAX_SYNC_RESPONSE:
                     outcome = _too_large(outcome)
-            provisioned = self.pool.has_provisioned(key)
+            record_it = functools.partial(
+                self._record, record, warm, outcome, request_id, memory, lease.cold, qualifier,
+                self.pool.has_provisioned(key),
+            )  # fmt: skip
             if not want_lines:
-                asyncio.get_running_loop().call_soon(
-                    self._record,
-                    record,
-                    warm,
-                    outcome,
-                    request_id,
-                    memory,
-                    lease.cold,
-                    qualifier,
-                    provisioned,
-                )
+                asyncio.get_running_loop().call_soon(record_it)
                 return outcome, []
-            lines = self._record(
-                record, warm, outcome, request_id, memory, lease.cold, qualifier, provisioned
-            )
+            lines = record_it()
         return outcome, lines
 
     def _record(

@@ -170,14 +170,14 @@ def _obj(cls: Any, data: Any) -> Any:
 class LambdaContext:
     """The same attributes and methods as awslambdaric's LambdaContext."""
 
-    #: (log group, log stream, function name, memory, version): set by the platform before the
-    #: handler loads, read once (``_platform_fields``) instead of five environ lookups per invoke.
-    platform: tuple[str | None, ...] = ()
+    #: (log group, log stream, function name, memory, version): set by the platform, read once
+    #: when the runtime starts (``_platform_fields``) instead of five environ lookups per invoke.
+    platform: tuple[str | None, ...] = (None,) * 5
 
     def __init__(self, header: dict[str, Any], client_context: Any, identity: Any) -> None:
         self.aws_request_id = header["request_id"]
         (self.log_group_name, self.log_stream_name, self.function_name, self.memory_limit_in_mb,
-         self.function_version) = LambdaContext.platform or _platform_fields()  # fmt: skip
+         self.function_version) = LambdaContext.platform  # fmt: skip
         self.invoked_function_arn = header.get("invoked_function_arn")
         self.tenant_id = header.get("tenant_id")
         w3c = client_context.pop("w3c", None) if isinstance(client_context, dict) else None
@@ -215,8 +215,7 @@ def _platform_fields() -> tuple[str | None, ...]:
     env = os.environ
     names = ("AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_FUNCTION_NAME",
              "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION")  # fmt: skip
-    LambdaContext.platform = tuple(env.get(name) for name in names)
-    return LambdaContext.platform
+    return tuple(env.get(name) for name in names)
 
 
 class _RequestState:
@@ -278,6 +277,7 @@ def run_python(channel: Channel, handler_name: str) -> None:
         body = error_json(f.message, f.error_type, "", f.trace)
         channel.send(P.INIT_ERROR, {"errorType": f.error_type, "errorMessage": f.message}, body)
         return
+    LambdaContext.platform = _platform_fields()
     channel.send(P.READY, {"init_duration_ms": (time.monotonic() - started) * 1000})
     while (frame := channel.recv()) is not None:
         kind, header, body = frame

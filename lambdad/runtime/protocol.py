@@ -45,7 +45,7 @@ def encode(kind: int, header: dict[str, Any] | None = None, body: bytes = b"") -
     return _PREFIX.pack(length) + _KIND_HLEN.pack(kind, len(raw)) + raw + body
 
 
-def frame_length(prefix: bytes) -> int:
+def frame_length(prefix: bytes | bytearray) -> int:
     """The length announced by a 4-byte prefix, checked against MAX_FRAME."""
     length = int(_PREFIX.unpack(prefix)[0])
     if length < _KIND_HLEN.size or length > MAX_FRAME:
@@ -53,7 +53,7 @@ def frame_length(prefix: bytes) -> int:
     return length
 
 
-def decode(rest: bytes) -> tuple[int, dict[str, Any], bytes]:
+def decode(rest: bytes | bytearray) -> tuple[int, dict[str, Any], bytes]:
     """Kind, header and body from the bytes that follow the length prefix."""
     if len(rest) < _KIND_HLEN.size:
         raise FrameError("short frame")
@@ -62,7 +62,7 @@ def decode(rest: bytes) -> tuple[int, dict[str, Any], bytes]:
     if start + hlen > len(rest):
         raise FrameError("header longer than frame")
     try:
-        header = _DECODE(bytes(rest[start : start + hlen]).decode())
+        header = _DECODE(rest[start : start + hlen].decode())
     except ValueError as e:
         raise FrameError(f"bad header: {e}") from e
     if not isinstance(header, dict):
@@ -84,9 +84,9 @@ class BlockingReader:
         need = _PREFIX.size
         while True:
             if len(buf) >= _PREFIX.size:
-                need = _PREFIX.size + frame_length(bytes(buf[: _PREFIX.size]))
+                need = _PREFIX.size + frame_length(buf[: _PREFIX.size])
                 if len(buf) >= need:
-                    frame = decode(bytes(buf[_PREFIX.size : need]))
+                    frame = decode(buf[_PREFIX.size : need])
                     del buf[:need]
                     return frame
             chunk = self.sock.recv(max(need - len(buf), 1 << 16))
