@@ -213,7 +213,7 @@ class InvokeService:
         try:
             tail = params.get("LogType") == "Tail"
             outcome, lines = await self.run(
-                record, payload, request_id, params.get("ClientContext"), qualifier, tail
+                record, payload, request_id, params.get("ClientContext"), qualifier, after_answer=not tail
             )
         except Throttled:
             self.metrics.record_throttle(record.name, qualifier)
@@ -238,14 +238,16 @@ class InvokeService:
         request_id: str,
         client_context: str | None,
         qualifier: str | None = None,
-        want_lines: bool = False,
+        after_answer: bool = False,
     ) -> tuple[InvokeOutcome, list[str]]:
-        """Invoke once; returns the outcome and, when ``want_lines``, the invocation's log lines.
-        ``qualifier`` is the one the caller used (an alias or version), for the Resource dimension
-        of its metrics.
+        """Invoke once; returns the outcome and the invocation's log lines. ``qualifier`` is the one
+        the caller used (an alias or version), for the Resource dimension of its metrics.
 
-        Without ``want_lines`` the log lines, metrics and metering are recorded in the loop's next
-        iteration, after the caller has written its answer: they are not on the invoke's latency.
+        With ``after_answer`` the log lines, metrics and metering are recorded in the loop's next
+        iteration, after the caller has written its answer (no lines are returned): they are not on
+        a synchronous invoke's latency. Callers that act on an invocation's being recorded (the
+        async queue deletes an event only once its logs are committed) leave it False, so the
+        lines are buffered before run() returns.
         """
         key = f"{record.name}:{record.version}"
         memory = int(record.config["MemorySize"])
@@ -272,7 +274,7 @@ class InvokeService:
                 self._record, record, warm, outcome, request_id, memory, lease.cold, qualifier,
                 self.pool.has_provisioned(key),
             )  # fmt: skip
-            if not want_lines:
+            if after_answer:
                 asyncio.get_running_loop().call_soon(record_it)
                 return outcome, []
             lines = record_it()
