@@ -120,11 +120,11 @@ def is_python(runtime: str) -> bool:
     return runtime.startswith("python")
 
 
-def agent_head(python: str, agent_parent: str) -> list[str]:
-    """The interpreter command that starts the agent."""
-    boot = (
-        f"import sys; sys.path.insert(0, {agent_parent!r}); from _lambdad_runtime.agent import main; main()"
-    )
+def agent_head(python: str, agent_parent: str, package: str = "_lambdad_runtime") -> list[str]:
+    """The interpreter command that starts the agent: ``package``.agent imported from ``agent_parent``
+    (a sandbox sees the runtime as /var/runtime/_lambdad_runtime; a plain process imports it from
+    the installed lambdad package)."""
+    boot = f"import sys; sys.path.insert(0, {agent_parent!r}); from {package}.agent import main; main()"
     # -S: no site module; the agent needs only the standard library, and a sandbox should not see
     # the host's site-packages. It starts faster and smaller.
     return [python, "-B", "-S", "-c", boot]
@@ -139,6 +139,8 @@ def agent_args(spec: SandboxSpec, node: str) -> list[str]:
     return ["api", "--first", "/var/task/bootstrap", "/opt/bootstrap"]
 
 
-def agent_command(python: str, spec: SandboxSpec, agent_parent: str, node: str) -> list[str]:
+def agent_command(
+    python: str, spec: SandboxSpec, agent_parent: str, node: str, package: str = "_lambdad_runtime"
+) -> list[str]:
     """The agent's full command line for a sandbox started for ``spec``."""
-    return [*agent_head(python, agent_parent), *agent_args(spec, node)]
+    return [*agent_head(python, agent_parent, package), *agent_args(spec, node)]

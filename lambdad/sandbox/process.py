@@ -73,8 +73,7 @@ class ProcessBackend:
         box.output_fd = rfd
         env = {**spec.env, "LAMBDA_TASK_ROOT": str(spec.code_dir), "TMPDIR": str(box.tmp),
                "_LAMBDAD_CONTROL_FD": str(child_end.fileno())}  # fmt: skip
-        argv = agent_command(self.python, spec, str(RUNTIME_DIR.parent.parent), self.node)
-        argv[3] = argv[3].replace("_lambdad_runtime", "lambdad.runtime")
+        argv = agent_command(self.python, spec, str(RUNTIME_DIR.parent.parent), self.node, "lambdad.runtime")
         try:
             box.proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=wfd, stderr=wfd, env=env,

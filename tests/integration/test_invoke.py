@@ -586,3 +586,20 @@ def test_node_commonjs_callback_handler(lam: Any) -> None:
     response, body = call(lam, name, {"k": 1})
     assert "FunctionError" not in response, body
     assert body == {"cjs": True, "got": {"k": 1}, "fn": name}
+
+
+def test_process_backend_runs_and_reuses_environments(new_server: Any) -> None:
+    """``--sandbox process`` (hosts without namespaces): functions run, warm, with AWS's results."""
+    server = new_server(args=["--sandbox", "process"])
+    assert "Use it for development only" in server.log()  # and says so loudly
+    plain = server.client("lambda")
+    name = deploy(plain, "calls = 0\ndef handler(event, context):\n    global calls\n    calls += 1\n"
+                         "    return {'calls': calls, 'echo': event, 'name': context.function_name}\n")  # fmt: skip
+    first, body = call(plain, name, {"x": 1})
+    assert "FunctionError" not in first, body
+    assert body == {"calls": 1, "echo": {"x": 1}, "name": name}
+    _, again = call(plain, name, {"x": 2})
+    assert again == {"calls": 2, "echo": {"x": 2}, "name": name}
+    failing = deploy(plain, "def handler(event, context):\n    raise ValueError('nope')\n")
+    answer, error = call(plain, failing)
+    assert answer["FunctionError"] == "Unhandled" and error["errorType"] == "ValueError"
