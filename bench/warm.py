@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench import hops
 from bench.common import (
     NOOP,
     Figure,
@@ -123,6 +124,10 @@ def run(results: Results, work: Path, server: ServerProcess, n: int, seconds: in
             results.add(Figure(SECTION, f"sequential invoke p{pct} (n={n})", percentile(ours, pct), "ms",
                                percentile(base, pct), "floor server, same client"))  # fmt: skip
         full_cpu(results, lean_endpoint=server.endpoint, lam=lam, n=n, floor=base)
+        looped, blocking = hops.measure(n)
+        results.add(Figure(SECTION, "one hop: frame round trip via a uvloop loop (p50)", looped, "ms", blocking,
+                           "same frames, blocking sockets", "a warm invoke makes two such hops (client to "
+                           "server, server to sandbox); the floor server makes one"))  # fmt: skip
         results.add(Figure(SECTION, "client SigV4 signing (not in latency)", signing_cost_ms(server.endpoint, path),
                            "ms", None, "", "botocore SigV4Auth per request; done before the clock starts"))  # fmt: skip
         results.add(Figure(SECTION, "server CPU per invoke (server process)", cpu_server / n * 1000, "ms",
