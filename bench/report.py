@@ -43,6 +43,19 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   Python. A 128 MB function gets 7.2% of a CPU (as on AWS); a client invoking it back to back uses
   more than that (about 0.12 ms of sandbox CPU per invoke, most of it the kernel's), so it is
   throttled every 100 ms period: that is the 128 MB p99. At 1769 MB the p99 is about 2-3 ms.
+- **Where one sequential warm invoke's time goes** (2026-11-23; a temporary patch took timestamps at
+  seven points in the server, medians over 4,000 invokes at 1769 MB, p50 0.87 ms): HTTP receive and
+  parse 40 us; starting the request's task 20 us; routing, query parsing and SigV4 128 us; model
+  parsing, validation and the function lookup 48 us; the pool lease and the INVOKE frame 36 us; the
+  sandbox round trip 215-230 us; outcome, response and write 100 us. With `--sandbox process` (no
+  namespaces, seccomp or cgroups) the round trip is 199 us, so isolation costs about 30 us of it.
+  The same code runs 2-3x faster in a warm loop (SigV4 25-45 us): a request here meets cold caches.
+  The "one hop" line shows that a frame round trip through the uvloop loop costs about what a
+  blocking one does, so the event loop is not the cost: the server's Python (about 0.4 ms) and the
+  agent's (about 0.05-0.1 ms of CPU per invoke in the sandbox) are. Shorter CFS periods were tried
+  for the 128 MB p99: 20 ms instead of 100 ms gave p99 13 ms instead of 30 ms, but the kernel's 1 ms
+  minimum quota means 128 MB cannot keep its 7.2% share below a 13.8 ms period, so 5 ms is out of
+  reach that way; the period stays 100 ms.
 
 """
 
@@ -53,6 +66,9 @@ MEANINGS = """## What each number means
   the answer. Floor: `bench/floor_server.py`, a raw `asyncio.Protocol` on uvloop that parses just
   enough HTTP/1.1 and calls the same handler in-process (no auth, no isolation, no logs), measured
   with the same client on the same machine in the same run.
+- **one hop**: `bench/hops.py`. A child process answers INVOKE frames with RESULT frames (the
+  agent's loop without a handler); the p50 round trip of the same frames through a uvloop loop
+  (the server's way) and through blocking sockets (the floor), in the same run.
 - **client SigV4 signing**: the client's cost of signing one request; excluded from the latencies.
 - **server CPU per invoke**: utime+stime of the lambdad server process (all threads) over the
   sequential run, divided by the invokes; the sandbox line is the same for the processes in the
