@@ -184,9 +184,14 @@ def serve(settings: Settings) -> int:
 
     _raise_fd_limit()
 
+    from lambdad.sandbox.leftovers import RuntimeDirInUse
     from lambdad.server import Server
 
-    server = Server(settings)
+    try:
+        server = Server(settings)
+    except RuntimeDirInUse as exc:
+        print(f"lambdad: error: {exc}", file=sys.stderr)
+        return 1
     if settings.access_key_id is None:
         creds = server.credentials
         _print_credentials_help(settings, creds.access_key_id, creds.secret_access_key, creds.created)

@@ -27,7 +27,7 @@ import time
 import uuid
 from pathlib import Path
 
-from lambdad.sandbox import cgroups, seccomp
+from lambdad.sandbox import cgroups, leftovers, seccomp
 from lambdad.sandbox.base import (
     RUNTIME_DIR,
     AgentProcess,
@@ -49,7 +49,7 @@ SPARE_NICE = 10
 REFILL_QUIET_S = 0.2
 AGENT_PARENT = "/var/lambdad"
 SANDBOX_UID = 993
-MNT_DETACH = 2
+MNT_DETACH = leftovers.MNT_DETACH
 NOFILE = 1024
 FS_OVERHEAD = 1.04  # ext4 metadata, so that about ephemeral_mb stays usable
 ETC_FILES = ("ld.so.cache", "localtime", "nsswitch.conf", "mime.types", "protocols", "services")
@@ -167,6 +167,8 @@ class BubblewrapBackend:
         self.node = node
         self.uid = uid
         self.cgroups = cgroups.detect()
+        self._lock_fd: int | None = leftovers.claim(work_root.parent)
+        leftovers.sweep(work_root.parent, work_root)
         work_root.mkdir(parents=True, exist_ok=True)
         os.chmod(work_root, 0o711)
         self.etc = self._write_etc()
@@ -259,6 +261,9 @@ class BubblewrapBackend:
             await asyncio.gather(self._refill, return_exceptions=True)
         spares, self._spares = self._spares, []
         await asyncio.gather(*(box.destroy() for box in spares), return_exceptions=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     async def _spawn_spare(self) -> BubblewrapSandbox:
         spec = SandboxSpec(

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from lambdad.config import Settings
 from tests.conftest import create_kwargs
 from tests.serverproc import ACCESS_KEY, PY_ECHO, SECRET_KEY, ServerProcess, make_zip
 
@@ -212,3 +214,52 @@ def test_server_creates_keys_when_none_given(tmp_path: Path) -> None:
         child.send_signal(signal.SIGTERM)
         _, err = child.communicate(timeout=20)
     assert f"export AWS_ACCESS_KEY_ID={creds['access_key_id']}" in err
+
+
+def _mounts_below(directory: Path) -> list[str]:
+    prefix = str(directory) + "/"
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+
+
+def _wait_for(probe: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := probe():
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_mounts_of_a_killed_server_are_swept_at_the_next_start(new_server: Any, tmp_path: Path) -> None:
+    """kill -9 leaves a sandbox's mounts on the host (its /tmp, a spare's slots); left alone they
+    slow every later sandbox start. The next server sweeps them, and a second server on a data
+    directory in use is refused."""
+    killed_data, other_data = tmp_path / "killed", tmp_path / "other"
+    killed = new_server(killed_data)
+    runtime = Settings(data_dir=killed_data).sandbox_root()
+    lam = killed.client("lambda")
+    lam.create_function(**create_kwargs("mounted", PY_ECHO))
+    lam.get_waiter("function_active_v2").wait(FunctionName="mounted", WaiterConfig={"Delay": 0.1})
+    assert lam.invoke(FunctionName="mounted", Payload=b"{}")["StatusCode"] == 200
+    _wait_for(lambda: len(_mounts_below(runtime)) >= 3)  # the environment's /tmp and the spares'
+
+    busy = subprocess.run(
+        [sys.executable, "-m", "lambdad", "serve", "--port", "1", "--data-dir", str(killed_data)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert busy.returncode == 1 and "another lambdad server is running" in busy.stderr
+
+    killed.stop(signal.SIGKILL)
+    left = _mounts_below(runtime)
+    assert left, "a killed server left nothing mounted: the sweep went untested"
+
+    sweeper = new_server(other_data)
+    assert not _mounts_below(runtime), "the next server left the dead server's mounts in place"
+    assert not runtime.exists()
+    assert '"msg": "swept what stopped servers left"' in sweeper.log()
+    assert sweeper.client("lambda").list_functions()["Functions"] == []
+
+    again = new_server(killed_data)  # the killed server's data is intact; its runtime is rebuilt
+    lam = again.client("lambda")
+    assert json.loads(lam.invoke(FunctionName="mounted", Payload=b'{"k": 1}')["Payload"].read()) == {"k": 1}
