@@ -240,7 +240,12 @@ class FunctionService:
                 "The Revision Id provided does not match the latest Revision Id. "
                 "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
             )
-        if record.name in self._preparing:
+        # Busy while the stored state says so: the preparing task goes on for a moment after it
+        # has committed Active/Successful (versions, listeners), and clients act on what they read.
+        busy = (
+            record.config.get("State") == "Pending" or record.config.get("LastUpdateStatus") == "InProgress"
+        )
+        if busy and record.name in self._preparing:
             raise ResourceConflictException(
                 "The operation cannot be performed at this time. An update is in progress for resource: "
                 f"{record.config['FunctionArn']}"
@@ -275,9 +280,13 @@ class FunctionService:
 
     def _prepare(self, record: FunctionRecord) -> None:
         """Unpack the code in the background, then mark the function Active / Successful."""
-        task = asyncio.get_running_loop().create_task(self._finish(record.name))
-        self._preparing[record.name] = task
-        task.add_done_callback(lambda _: self._preparing.pop(record.name, None))
+        name = record.name
+        task = asyncio.get_running_loop().create_task(self._finish(name))
+        self._preparing[name] = task
+        # An update may start the next task before this one ends: forget only this one.
+        task.add_done_callback(
+            lambda done: self._preparing.pop(name) if self._preparing.get(name) is done else None
+        )
 
     async def _finish(self, name: str) -> None:
         record = await self.store.get_function(name)
