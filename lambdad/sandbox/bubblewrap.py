@@ -169,6 +169,8 @@ class BubblewrapBackend:
         self.cgroups = cgroups.detect()
         self._lock_fd: int | None = leftovers.claim(work_root.parent)
         leftovers.sweep(work_root.parent, work_root)
+        if self.cgroups is not None:
+            leftovers.sweep_cgroups(self.cgroups.bases.values())
         work_root.mkdir(parents=True, exist_ok=True)
         os.chmod(work_root, 0o711)
         self.etc = self._write_etc()

@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +112,26 @@ def sweep(runtime_dir: Path, sandboxes: Path) -> Swept:
 def _below(directory: Path) -> Callable[[str], bool]:
     prefix = str(directory).rstrip("/") + "/"
     return lambda path: path.startswith(prefix)
+
+
+def sweep_cgroups(bases: Iterable[Path], older_than_s: float = 60.0) -> int:
+    """Remove the empty sandbox cgroups (``ld-*``) dead servers left. A live sandbox's group holds
+    its agent from the moment it is started; one that has been empty for over a minute since it
+    was made belongs to nobody, whichever server made it."""
+    now = time.time()
+    removed = 0
+    for base in bases:
+        for group in base.glob("ld-*"):
+            try:
+                if now - group.stat().st_mtime < older_than_s or (group / "cgroup.procs").read_text().strip():
+                    continue
+                group.rmdir()
+            except OSError:
+                continue
+            removed += 1
+    if removed:
+        log.info("removed empty sandbox cgroups that stopped servers left", extra={"cgroups": removed})
+    return removed
 
 
 def mount_points() -> list[str]:

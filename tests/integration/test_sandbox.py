@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import textwrap
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any
 import pytest
 
 from lambdad.environments.environment import Environment, InitFailure, InvokeOutcome, InvokeRequest
-from lambdad.sandbox import bubblewrap
+from lambdad.sandbox import bubblewrap, cgroups
+from lambdad.sandbox import leftovers as sweeping
 from lambdad.sandbox.base import SandboxSpec
 
 pytestmark = pytest.mark.skipif(
@@ -498,3 +500,37 @@ def test_cpu_quota_is_proportional_to_memory(
         assert limit == memory * 1024 * 1024
 
     run_env(backend, spec_for(code_dir, memory=memory), body)
+
+
+def test_empty_cgroups_of_dead_servers_are_swept() -> None:
+    """A killed server leaves its sandboxes' cgroups behind, empty; the next server removes those
+    that have been empty for a minute, and never a group with a process or one just made."""
+    driver = cgroups.detect()
+    if driver is None:
+        pytest.skip("no writable cgroups")
+    base = next(iter(driver.bases.values()))
+    tag = uuid.uuid4().hex[:8]
+    old, fresh, busy = (base / f"ld-test-{tag}-{kind}" for kind in ("old", "fresh", "busy"))
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        for group in (old, fresh, busy):
+            group.mkdir()
+        (busy / "cgroup.procs").write_text(str(sleeper.pid))
+        minute_ago = time.time() - 120
+        for group in (old, busy):
+            os.utime(group, (minute_ago, minute_ago))
+        assert sweeping.sweep_cgroups([base]) >= 1
+        assert not old.exists(), "an empty, old group was left"
+        assert fresh.exists() and busy.exists(), "a group in use (or just made) was removed"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for group in (old, fresh, busy):
+            for _ in range(100):
+                try:
+                    group.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
