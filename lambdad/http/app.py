@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +52,13 @@ BODY_LIMITS = {"Invoke": 6_291_456, "InvokeAsync": 262_144}
 _OPERATION_NAMES = {"Invoke": "InvokeFunction"}
 #: Members whose model constraint AWS reports with its own error instead of a ValidationException.
 _SKIP_VALIDATION = frozenset({"Runtime"})
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID as a string, as ``str(uuid.uuid4())`` makes it, in less than half
+    its time: it is made for every request."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def parse_query(raw: bytes) -> dict[str, list[str]]:
@@ -146,7 +153,7 @@ class App:
 
     async def handle(self, request: Request) -> tuple[int, Headers, bytes]:
         """Answer one request: (status, headers, body). Errors become AWS error documents."""
-        request.request_id = str(uuid.uuid4())
+        request.request_id = new_request_id()
         headers = request.headers
         protocol = Protocol.REST_JSON
         try:

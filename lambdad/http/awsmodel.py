@@ -53,6 +53,11 @@ class Operation:
         return self.shapes[ref["shape"]]
 
 
+#: Bound on the remembered route matches and valid inputs (cleared when reached).
+MATCH_CACHE_SIZE = 4096
+_VALID_INPUTS: set[tuple[Any, ...]] = set()
+
+
 def _compile_uri(uri: str) -> tuple[re.Pattern[str], dict[str, str]]:
     """Turn ``/2015-03-31/functions/{FunctionName}/code?x=y`` into a regex and required query."""
     path, _, query = uri.partition("?")
@@ -118,6 +123,9 @@ class RestRouter:
 
     def __init__(self, operations: Mapping[str, Operation]) -> None:
         self._by_prefix: dict[tuple[str, str], list[Operation]] = {}
+        #: (method, path) -> match, for buckets where the query never decides (every invoke of a
+        #: function is the same path: one dict lookup instead of a regex and label unquoting).
+        self._matched: dict[tuple[str, str], tuple[Operation, dict[str, str]]] = {}
         for op in operations.values():
             if op.path_regex is None:
                 continue
@@ -135,14 +143,23 @@ class RestRouter:
     def match(
         self, method: str, path: str, query: Mapping[str, list[str]]
     ) -> tuple[Operation, dict[str, str]] | None:
-        for op in self._by_prefix.get((method, self._prefix(path)), ()):
+        cached = self._matched.get((method, path))
+        if cached is not None:
+            return cached[0], dict(cached[1])
+        candidates = self._by_prefix.get((method, self._prefix(path)), ())
+        for op in candidates:
             assert op.path_regex is not None
             found = op.path_regex.match(path)
             if found is None:
                 continue
             if any(query.get(k, [None])[0] != v for k, v in op.required_query.items()):
                 continue
-            return op, {k: unquote(v) for k, v in found.groupdict().items()}
+            labels = {k: unquote(v) for k, v in found.groupdict().items()}
+            if not any(o.required_query for o in candidates):
+                if len(self._matched) >= MATCH_CACHE_SIZE:
+                    self._matched.clear()
+                self._matched[(method, path)] = (op, labels)
+            return op, dict(labels)
         return None
 
 
@@ -358,9 +375,29 @@ def _constraint_problems(value: Any, shape: Shape, kind: str) -> list[str]:
 
 
 def validate(op: Operation, params: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> None:
-    """Raise ValidationException listing every constraint ``params`` break, as AWS words it."""
+    """Raise ValidationException listing every constraint ``params`` break, as AWS words it.
+
+    Inputs of scalars only (an invoke's name, type and qualifier; the payload is not validated)
+    that passed once are remembered, so the same invoke is not checked member by member again.
+    """
     if op.input_shape is None:
         return
+    try:
+        # The type is part of the key: True == 1 == 1.0, but only one of them is a valid boolean.
+        key = (op.name, skip, *((k, type(v), v) for k, v in params.items() if k != op.payload_member))
+        if key in _VALID_INPUTS:
+            return
+    except TypeError:  # a list or map member: not remembered
+        key = None
+    _validate(op, params, skip)
+    if key is not None:
+        if len(_VALID_INPUTS) >= MATCH_CACHE_SIZE:
+            _VALID_INPUTS.clear()
+        _VALID_INPUTS.add(key)
+
+
+def _validate(op: Operation, params: Mapping[str, Any], skip: frozenset[str]) -> None:
+    assert op.input_shape is not None
     out: list[str] = []
     members = op.input_shape.get("members", {})
     for name in op.input_shape.get("required", []):
