@@ -76,8 +76,10 @@ class _Frames(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while len(self.buffer) >= 4 and len(self.buffer) >= 4 + P.frame_length(self.buffer[:4]):
+        while len(self.buffer) >= 4:
             need = 4 + P.frame_length(self.buffer[:4])
+            if len(self.buffer) < need:
+                break
             self.frames.append(P.decode(self.buffer[4:need]))
             del self.buffer[:need]
         if self.frames and self.waiter is not None and not self.waiter.done():

@@ -54,7 +54,7 @@ class Operation:
 
 
 #: Bound on the remembered route matches and valid inputs (cleared when reached).
-MATCH_CACHE_SIZE = 4096
+MEMO_SIZE = 4096
 _VALID_INPUTS: set[tuple[Any, ...]] = set()
 
 
@@ -131,6 +131,10 @@ class RestRouter:
                 continue
             key = (op.method, self._prefix(op.path_regex.pattern.replace("\\", "")))
             self._by_prefix.setdefault(key, []).append(op)
+        #: Buckets whose match never depends on the query: their matches can be remembered.
+        self._query_free = {
+            key for key, ops in self._by_prefix.items() if not any(o.required_query for o in ops)
+        }
         for ops in self._by_prefix.values():
             # Operations that demand a query parameter are tried first; longer patterns before shorter.
             ops.sort(key=lambda o: (not o.required_query, -len(o.path_regex.pattern)))  # type: ignore[union-attr]
@@ -146,8 +150,8 @@ class RestRouter:
         cached = self._matched.get((method, path))
         if cached is not None:
             return cached[0], dict(cached[1])
-        candidates = self._by_prefix.get((method, self._prefix(path)), ())
-        for op in candidates:
+        bucket = (method, self._prefix(path))
+        for op in self._by_prefix.get(bucket, ()):
             assert op.path_regex is not None
             found = op.path_regex.match(path)
             if found is None:
@@ -155,8 +159,8 @@ class RestRouter:
             if any(query.get(k, [None])[0] != v for k, v in op.required_query.items()):
                 continue
             labels = {k: unquote(v) for k, v in found.groupdict().items()}
-            if not any(o.required_query for o in candidates):
-                if len(self._matched) >= MATCH_CACHE_SIZE:
+            if bucket in self._query_free:
+                if len(self._matched) >= MEMO_SIZE:
                     self._matched.clear()
                 self._matched[(method, path)] = (op, labels)
             return op, dict(labels)
@@ -391,7 +395,7 @@ def validate(op: Operation, params: Mapping[str, Any], skip: frozenset[str] = fr
         key = None
     _validate(op, params, skip)
     if key is not None:
-        if len(_VALID_INPUTS) >= MATCH_CACHE_SIZE:
+        if len(_VALID_INPUTS) >= MEMO_SIZE:
             _VALID_INPUTS.clear()
         _VALID_INPUTS.add(key)
 

@@ -250,7 +250,6 @@ class InvokeService:
         lines are buffered before run() returns.
         """
         key = f"{record.name}:{record.version}"
-        memory = int(record.config["MemorySize"])
         async with self.pool.acquire(
             key, record.name, self._fingerprint(record), lambda: self._start(record)
         ) as lease:
@@ -271,7 +270,7 @@ class InvokeService:
                 if outcome.kind == "ok" and len(outcome.payload) > MAX_SYNC_RESPONSE:
                     outcome = _too_large(outcome)
             record_it = functools.partial(
-                self._record, record, warm, outcome, request_id, memory, lease.cold, qualifier,
+                self._record, record, warm, outcome, request_id, lease.cold, qualifier,
                 self.pool.has_provisioned(key),
             )  # fmt: skip
             if after_answer:
@@ -286,12 +285,12 @@ class InvokeService:
         warm: WarmEnvironment,
         outcome: InvokeOutcome,
         request_id: str,
-        memory: int,
         cold: bool,
         qualifier: str | None,
         provisioned_config: bool,
     ) -> list[str]:
         """The invocation's log lines (returned and stored), metrics and metering."""
+        memory = int(record.config["MemorySize"])
         lines = self._log_invocation(record, warm, outcome, request_id, memory, cold)
         self._count(record, warm, outcome, qualifier, memory, provisioned_config)
         return lines

@@ -49,7 +49,6 @@ SPARE_NICE = 10
 REFILL_QUIET_S = 0.2
 AGENT_PARENT = "/var/lambdad"
 SANDBOX_UID = 993
-MNT_DETACH = leftovers.MNT_DETACH
 NOFILE = 1024
 FS_OVERHEAD = 1.04  # ext4 metadata, so that about ephemeral_mb stays usable
 ETC_FILES = ("ld.so.cache", "localtime", "nsswitch.conf", "mime.types", "protocols", "services")
@@ -107,9 +106,9 @@ class BubblewrapSandbox(AgentProcess):
         if self.group is not None:
             await asyncio.to_thread(self.group.remove)
         if self.tmp_mounted:
-            _umount(self.workdir / "tmp")
+            leftovers.detach_mount(self.workdir / "tmp")
         for slot in self.slots:
-            while _umount(slot):  # the function's code, then the slot's own shared bind
+            while leftovers.detach_mount(slot):  # the function's code, then the slot's own shared bind
                 pass
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -121,11 +120,6 @@ def _status(code: int) -> int:
 
 _libc = ctypes.CDLL(None, use_errno=True)
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_SHARED = 1, 2, 4, 32, 4096, 1 << 20
-
-
-def _umount(path: Path) -> bool:
-    """Detach the top mount at ``path``; False when nothing (more) is mounted there."""
-    return int(_libc.umount2(str(path).encode(), MNT_DETACH)) == 0
 
 
 def _mount(source: Path | None, target: Path, flags: int) -> None:

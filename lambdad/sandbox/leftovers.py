@@ -21,7 +21,6 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("lambdad.sandbox")
@@ -38,13 +37,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 class RuntimeDirInUse(Exception):
     """Another live server holds the runtime directory (the same data directory)."""
-
-
-@dataclass
-class Swept:
-    servers: int = 0
-    #: Mounts detached and loop devices released.
-    mounts: int = 0
 
 
 def claim(runtime_dir: Path) -> int:
@@ -72,19 +64,27 @@ def claim(runtime_dir: Path) -> int:
     )
 
 
-def sweep(runtime_dir: Path, sandboxes: Path) -> Swept:
+def sweep(runtime_dir: Path, sandboxes: Path) -> None:
     """Unmount what dead servers left: under ``sandboxes`` (ours, claimed), and in unclaimed
     sibling runtime directories, which are then removed (they hold only reproducible state)."""
-    swept = Swept()
     mounts = mount_points()
-    ours = _unmount_under(sandboxes, mounts) + _detach_loops(_below(sandboxes))
-    if ours:
-        swept.servers, swept.mounts = 1, ours
-    if sandboxes.exists() and not any(map(_below(sandboxes), mount_points())):
+    ours = _below(sandboxes)
+    released = _unmount(ours, mounts) + _detach_loops(ours)
+    servers = 1 if released else 0
+    if sandboxes.exists() and not any(map(ours, mount_points())):
         shutil.rmtree(sandboxes, ignore_errors=True)  # the dead server's sandbox directories
     parent = runtime_dir.parent
-    if parent.name != "lambdad" or not _TAG.fullmatch(runtime_dir.name):
-        return swept  # an explicit --runtime-dir: its neighbours are not ours to judge
+    if parent.name == "lambdad" and _TAG.fullmatch(runtime_dir.name):  # not an explicit --runtime-dir,
+        swept, released_there = _sweep_siblings(runtime_dir, mounts)  # whose neighbours are not ours
+        servers, released = servers + swept, released + released_there
+    if servers or released:
+        log.info("swept what stopped servers left", extra={"servers": servers, "mounts": released})
+
+
+def _sweep_siblings(runtime_dir: Path, mounts: list[str]) -> tuple[int, int]:
+    """Sweep and remove the unclaimed runtime directories beside ours: (servers, mounts released)."""
+    parent = runtime_dir.parent
+    servers = released = 0
     live = {runtime_dir.name}
     for other in sorted(parent.iterdir()):
         if other == runtime_dir or not _TAG.fullmatch(other.name) or not other.is_dir():
@@ -94,19 +94,17 @@ def sweep(runtime_dir: Path, sandboxes: Path) -> Swept:
             live.add(other.name)
             continue
         try:
-            swept.mounts += _unmount_under(other, mounts)
+            released += _unmount(_below(other), mounts)
             shutil.rmtree(other, ignore_errors=True)
         finally:
             os.close(fd)
-        swept.servers += 1
+        servers += 1
     # Loop devices of any directory no live server holds, including ones already removed.
     prefix = str(parent) + "/"
-    swept.mounts += _detach_loops(
+    released += _detach_loops(
         lambda path: path.startswith(prefix) and path[len(prefix) :].split("/", 1)[0] not in live
     )
-    if swept.servers or swept.mounts:
-        log.info("swept what stopped servers left", extra={"servers": swept.servers, "mounts": swept.mounts})
-    return swept
+    return servers, released
 
 
 def _below(directory: Path) -> Callable[[str], bool]:
@@ -145,12 +143,16 @@ def mount_points() -> list[str]:
     return points
 
 
-def _unmount_under(directory: Path, mounts: list[str]) -> int:
-    """Detach every mount below ``directory``, deepest first, stacked ones included."""
-    prefix = str(directory).rstrip("/") + "/"
+def detach_mount(point: str | Path) -> bool:
+    """Lazily detach the top mount at ``point``; False when nothing (more) is mounted there."""
+    return int(_libc.umount2(str(point).encode("utf-8", "surrogateescape"), MNT_DETACH)) == 0
+
+
+def _unmount(picks: Callable[[str], bool], mounts: list[str]) -> int:
+    """Detach every mount point ``picks``, deepest first, stacked ones included."""
     count = 0
-    for point in sorted({p for p in mounts if p.startswith(prefix)}, key=len, reverse=True):
-        while _libc.umount2(point.encode("utf-8", "surrogateescape"), MNT_DETACH) == 0:
+    for point in sorted({p for p in mounts if picks(p)}, key=len, reverse=True):
+        while detach_mount(point):
             count += 1
     return count
 
