@@ -59,6 +59,31 @@ def run_wrk(endpoint: str, path: str, seconds: int, connections: int = 32, threa
     )
 
 
+def alternate_wrk(targets: list[tuple[str, str]], seconds: int, rounds: int = 3) -> list[WrkResult]:
+    """wrk against each (endpoint, path) in turn, ``rounds`` times, about seconds/rounds each; one
+    result per target over all its rounds. Taking turns spreads a shared machine's drift over
+    every target alike, where back-to-back runs would hand it all to whichever ran in a slow spell."""
+    per = max(1, seconds // rounds)
+    runs: list[list[WrkResult]] = [[] for _ in targets]
+    for _ in range(rounds):
+        for (endpoint, path), done in zip(targets, runs, strict=True):
+            done.append(run_wrk(endpoint, path, per))
+    return [_combined(done) for done in runs]
+
+
+def _combined(runs: list[WrkResult]) -> WrkResult:
+    """Rounds of equal length: the mean rate, the summed counts, the median of the round p50s."""
+    p50s = sorted(r.latency_p50_ms for r in runs if r.latency_p50_ms is not None)
+    errors = sorted({r.errors for r in runs if r.errors and r.errors != "none"})
+    return WrkResult(
+        sum(r.requests_per_s for r in runs) / len(runs),
+        sum(r.requests for r in runs),
+        sum(r.non_2xx for r in runs),
+        "; ".join(errors),
+        p50s[len(p50s) // 2] if p50s else None,
+    )
+
+
 @dataclass
 class Burst:
     seconds: float

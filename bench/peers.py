@@ -10,8 +10,21 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.common import NOOP, Figure, LeanClient, Results, cpu_seconds, descendants, percentile
-from bench.loadgen import ensure_wrk, run_wrk
+from bench.common import (
+    NOOP,
+    Figure,
+    LeanClient,
+    Results,
+    ServerProcess,
+    deploy,
+    descendants,
+    invoke_path,
+    percentile,
+    presigned_path,
+    start_server,
+)  # fmt: skip
+from bench.loadgen import alternate_wrk, ensure_wrk
+from bench.warm import Side, sequential, side_by_side, warm_up
 from tests.serverproc import free_port
 
 SECTION = "peers"
@@ -62,13 +75,20 @@ def run(results: Results, work: Path, n: int, seconds: int) -> None:
     results.note(
         SECTION, "AWS Lambda's published Python cold start, 50-200 ms, is the reference line in 'cold'."
     )
-    serverless_offline(results, work, n, seconds)
+    # lambdad runs beside each peer, taking turns with it, so a peer's figures and lambdad's are
+    # compared at the same moment on this drifting machine (the peer's ratio is peer / lambdad).
+    server = start_server(work / "peers-lambdad")
+    try:
+        deploy(server.client("lambda"), "bench-noop", {"handler.py": NOOP})
+        serverless_offline(results, work, n, seconds, server)
+    finally:
+        server.stop()
     python_lambda_local(results, work)
     results.note(SECTION, "LocalStack, moto's Lambda and AWS SAM `sam local` run handlers in Docker "
                  "containers; there is no Docker here (and no nested containers), so they were not measured.")  # fmt: skip
 
 
-def serverless_offline(results: Results, work: Path, n: int, seconds: int) -> None:
+def serverless_offline(results: Results, work: Path, n: int, seconds: int, lambdad: ServerProcess) -> None:
     home = install_sls()
     if home is None:
         results.note(SECTION, "serverless-offline could not be installed with npm: not measured")
@@ -92,7 +112,7 @@ def serverless_offline(results: Results, work: Path, n: int, seconds: int) -> No
             )
             return
         measure_http_peer(results, "serverless-offline 13 (serverless 3)", f"http://127.0.0.1:{port}",
-                          "/2015-03-31/functions/bench-dev-noop/invocations", proc.pid, n, seconds)  # fmt: skip
+                          "/2015-03-31/functions/bench-dev-noop/invocations", proc.pid, n, seconds, lambdad)  # fmt: skip
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait()
@@ -109,7 +129,14 @@ def wait_listening(log: Path, timeout: float) -> bool:
 
 
 def measure_http_peer(
-    results: Results, label: str, endpoint: str, path: str, pid: int, n: int, seconds: int
+    results: Results,
+    label: str,
+    endpoint: str,
+    path: str,
+    pid: int,
+    n: int,
+    seconds: int,
+    lambdad: ServerProcess,
 ) -> None:
     client = LeanClient(endpoint)  # signed like lambdad's requests, so the client does the same work
     first, status, _ = client.timed_post(path, b"{}", {"Content-Type": "application/json"})
@@ -119,22 +146,28 @@ def measure_http_peer(
     results.add(
         Figure(SECTION, f"{label}: first invoke", first * 1000, "ms", None, "", "compare with 'cold'")
     )
-    procs = [pid, *descendants(pid)]
-    before = sum(cpu_seconds(p) for p in procs)
-    samples = []
-    for _ in range(n):
-        took, status, _ = client.timed_post(path, b"{}", {"Content-Type": "application/json"})
-        samples.append(took * 1000)
-    cpu = sum(cpu_seconds(p) for p in procs if Path(f"/proc/{p}").exists()) - before
+    ours_path = invoke_path("bench-noop")
+    peer = Side(client, path, [[pid, *descendants(pid)]])
+    ours = Side(LeanClient(lambdad.endpoint), ours_path)
+    sequential(ours.client, ours_path, min(200, n))  # warm lambdad's environment and connection
+    side_by_side([peer, ours], n)
+    beside = "lambdad, same client, alternating rounds"
     for pct in (50, 99):
-        results.add(Figure(SECTION, f"{label}: sequential invoke p{pct} (n={n})", percentile(samples, pct), "ms",
-                           None, "", "compare with lambdad in 'warm'"))  # fmt: skip
-    results.add(Figure(SECTION, f"{label}: CPU per invoke (all its processes)", cpu / n * 1000, "ms"))
+        results.add(Figure(SECTION, f"{label}: sequential invoke p{pct} (n={n})", percentile(peer.samples, pct), "ms",
+                           percentile(ours.samples, pct), beside))  # fmt: skip
+    cpu = peer.cpu[0] / len(peer.samples) * 1000
+    results.add(Figure(SECTION, f"{label}: CPU per invoke (all its processes)", cpu, "ms"))
+    client.close()
+    ours.client.close()
     if ensure_wrk():
-        load = run_wrk(endpoint, path, seconds)
+        assert lambdad.proc is not None
+        signed = presigned_path(lambdad.endpoint, ours_path)
+        warm_up(lambdad.endpoint, signed, lambdad.proc.pid)
+        warm_up(endpoint, path, pid)  # serverless-offline also starts a process per concurrent request
+        load, mine = alternate_wrk([(endpoint, path), (lambdad.endpoint, signed)], seconds)
         results.add(Figure(SECTION, f"{label}: throughput, 32 connections (wrk)", load.requests_per_s, "req/s",
-                           None, "", f"{load.requests} requests, {load.non_2xx} non-2xx, "
-                           f"socket errors: {load.errors or 'none'}"))  # fmt: skip
+                           mine.requests_per_s, "lambdad, same wrk, alternating rounds", f"{load.requests} requests, "
+                           f"{load.non_2xx} non-2xx, socket errors: {load.errors or 'none'}"))  # fmt: skip
 
 
 def python_lambda_local(results: Results, work: Path, runs: int = 20) -> None:

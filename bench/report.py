@@ -56,6 +56,36 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   for the 128 MB p99: 20 ms instead of 100 ms gave p99 13 ms instead of 30 ms, but the kernel's 1 ms
   minimum quota means 128 MB cannot keep its 7.2% share below a 13.8 ms period, so 5 ms is out of
   reach that way; the period stays 100 ms.
+- **Alternating rounds instead of back-to-back runs** (2026-11-23, second session). The floor,
+  the 128 MB function and the 1769 MB one now take turns in five rounds; lambdad and the floor, and
+  lambdad and each peer, take turns under wrk too. Before, each was measured once, one after the
+  other, and this machine's drift landed on whichever ran in a slow spell: a floor p50 of 0.152 ms
+  made one run read 5.1x, another 3.4x. The comparison with serverless-offline changed the most.
+  Measured at separate moments, lambdad looked ahead on throughput in one run (2,538 against 2,100
+  req/s) and behind in another. Measured in turns, serverless-offline is ahead: 2,482 against
+  1,952 req/s. lambdad is ahead on sequential p50 (0.855 against 1.13 ms) and on CPU per
+  invoke.
+- **What was measured and ruled out** (same session; an A/B harness ran two servers in 20
+  alternating rounds, which separates changes of 2-3% on this machine):
+  - callgrind counts about 710,000 instructions per warm invoke in the server process. About
+    63% of them are in the request's coroutine and 9% in the HTTP parser and its callbacks. 8% are
+    in SQLite on the log-writer thread. The interpreter's eval loop is about 23%.
+  - Compiling the hot modules with mypyc (SigV4, routing and the model, the environment, metrics,
+    logs, metering; 10 modules) changed the server's CPU per invoke by less than the noise. So
+    interpreting the bytecode is not the cost; the work of the calls is.
+  - Dropping log storage entirely, or recording logs and metrics in 10 ms batches instead of
+    after each answer, changed neither p50 nor CPU per invoke beyond the noise.
+  - Under wrk, `--sandbox process` (no namespaces, seccomp or cgroups) spends the same sandbox CPU
+    per invoke as bubblewrap (215-246 us): isolation is not the cost under load either.
+  - A C ping-pong over a socketpair takes 16-21 us per round trip here, about 11 us of system time
+    per context switch, several times a bare-metal figure. Each invoke makes at least four context
+    switches.
+  - Pinning the server and the sandboxes to the same CPU or to different CPUs: no difference.
+  - Throughput is bounded twice. The server's one thread is saturated at 96-100% (about 0.55-0.6
+    ms per invoke), and all processes together need about 0.9 ms of CPU per invoke on 2 CPUs
+    (server 0.55-0.6, log writer 0.07, sandbox 0.22, wrk). So several server processes would reach
+    about 2,100 req/s at most, still short of serverless-offline's 2,482. Beating it on this machine
+    needs less CPU per invoke in both the server and the agent, not only more processes.
 
 """
 
@@ -65,20 +95,24 @@ MEANINGS = """## What each number means
   signed with botocore's `SigV4Auth` *before* the clock starts; the clock covers send to last byte of
   the answer. Floor: `bench/floor_server.py`, a raw `asyncio.Protocol` on uvloop that parses just
   enough HTTP/1.1 and calls the same handler in-process (no auth, no isolation, no logs), measured
-  with the same client on the same machine in the same run.
+  with the same client on the same machine in the same run. The 128 MB function, the 1769 MB one
+  and the floor take turns: five rounds of n/5 invokes each, so that this machine's drift (the floor
+  alone moves 0.15-0.33 ms over a day) falls on all three alike rather than on whichever ran in a
+  slow spell.
 - **one hop**: `bench/hops.py`. A child process answers INVOKE frames with RESULT frames (the
   agent's loop without a handler); the p50 round trip of the same frames through a uvloop loop
   (the server's way) and through blocking sockets (the floor), in the same run.
 - **client SigV4 signing**: the client's cost of signing one request; excluded from the latencies.
 - **server CPU per invoke**: utime+stime of the lambdad server process (all threads) over the
-  sequential run, divided by the invokes; the sandbox line is the same for the processes in the
+  128 MB function's sequential rounds, divided by its invokes; the sandbox line is the same for the processes in the
   warm environment (agent + handler). Floor: the floor server's CPU per request.
 - **throughput, 32 connections**: `wrk -t2 -c32` with a SigV4 *query-string presigned* POST
   (botocore `SigV4QueryAuth`, `UNSIGNED-PAYLOAD`), which lambdad accepts and which is replayable
   until it expires, so every request is authenticated. On this 2-core machine wrk, the server and the
   sandboxes share the same 2 CPUs. Before measuring, wrk runs in 2 s rounds until the number of
   sandbox processes stops growing (warm environments for all 32 connections), so no sandbox starts
-  inside the measured window. Floor: the floor server under the same wrk.
+  inside the measured window. Floor: the floor server under the same wrk. lambdad and the floor
+  take turns, three rounds of a third of the time each; the figure is the mean of the rounds.
 - **cold / first invoke of a fresh function**: N functions are created and Active; each is invoked
   once (sequentially, on an open connection), so each invoke creates a new sandbox. Floor: the median
   of 20 runs of `/usr/bin/python3 -c pass` (the interpreter the sandboxes run).
@@ -94,7 +128,10 @@ MEANINGS = """## What each number means
   cgroup.procs`), median over all live sandboxes. PSS splits shared pages among sharers, so it
   falls as more environments share the interpreter. Reference: Firecracker's published < 5 MiB
   memory overhead per microVM (which excludes the guest's own processes).
-- **peers**: the same no-op handler under each emulator, measured with the same client and wrk.
+- **peers**: the same no-op handler under each emulator, measured with the same client and wrk. A
+  lambdad server runs beside each peer and the two take turns (five sequential rounds, three wrk
+  rounds, both warmed up first), so the peer's figure has lambdad's from the same moments in its
+  floor column: a ratio above 1x for latency, or below 1x for throughput, means lambdad is ahead.
 """
 
 

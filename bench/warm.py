@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import hops
@@ -25,7 +26,7 @@ from bench.common import (
     presigned_path,
     start_floor,
 )  # fmt: skip
-from bench.loadgen import ensure_wrk, run_wrk
+from bench.loadgen import alternate_wrk, ensure_wrk, run_wrk
 from tests.serverproc import free_port
 
 SECTION = "warm"
@@ -95,9 +96,41 @@ def summarize_profile(raw: str) -> Counter[str]:
     return counts
 
 
+ROUNDS = 5  # sequential runs and wrk runs alternate between lambdad and its floor this many times
+
+
+@dataclass
+class Side:
+    """One server under a sequential client posting to ``path``; ``processes`` are the pid groups
+    whose CPU is charged to it (the server, its sandboxes)."""
+
+    client: LeanClient
+    path: str
+    processes: list[list[int]] = field(default_factory=list)
+    samples: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+
+def side_by_side(sides: list[Side], n: int, rounds: int = ROUNDS) -> None:
+    """n sequential invokes per side, in ``rounds`` turns, so that a shared machine's drift falls on
+    every side alike; each side's latencies and CPU seconds (per pid group) over its own turns."""
+    per = max(1, n // rounds)
+    for side in sides:
+        side.cpu = [0.0] * len(side.processes)
+    for _ in range(rounds):
+        for side in sides:
+            before = [cpu_of(group) for group in side.processes]
+            side.samples += sequential(side.client, side.path, per)
+            for i, group in enumerate(side.processes):
+                side.cpu[i] += cpu_of(group) - before[i]
+
+
 def run(results: Results, work: Path, server: ServerProcess, n: int, seconds: int) -> Counter[str] | None:
     lam = server.client("lambda")
     deploy(lam, "bench-noop", {"handler.py": NOOP})
+    # The same no-op at 1769 MB, a full vCPU: at 128 MB the sandbox gets 7.2% of a CPU, as on AWS, and
+    # a client invoking back to back exhausts that quota, which is what the 128 MB p99 shows.
+    deploy(lam, "bench-noop-1769", {"handler.py": NOOP}, memory=1769)
     handler_dir = work / "noop"
     handler_dir.mkdir(exist_ok=True)
     (handler_dir / "handler.py").write_text(NOOP)
@@ -106,33 +139,32 @@ def run(results: Results, work: Path, server: ServerProcess, n: int, seconds: in
     floor_url = f"http://127.0.0.1:{floor_port}"
     path = invoke_path("bench-noop")
     try:
-        lean, bare = LeanClient(server.endpoint), LeanClient(floor_url, sign=False)
-        sequential(lean, path, min(200, n))  # warm the environment and the connection
-        sequential(bare, path, min(200, n))
         assert server.proc is not None
-        pids = [server.proc.pid]
-        sandboxes = descendants(server.proc.pid)
-        cpu_before, box_before = cpu_of(pids), cpu_of(sandboxes)
-        ours = sequential(lean, path, n)
-        cpu_server, cpu_boxes = cpu_of(pids) - cpu_before, cpu_of(sandboxes) - box_before
-        floor_before = cpu_of([floor.pid])
-        base = sequential(bare, path, n)
-        cpu_floor = cpu_of([floor.pid]) - floor_before
-        lean.close()
-        bare.close()
+        ours = Side(LeanClient(server.endpoint), path)
+        full = Side(LeanClient(server.endpoint), invoke_path("bench-noop-1769"))
+        base = Side(LeanClient(floor_url, sign=False), path, [[floor.pid]])
+        for side in (ours, full, base):
+            sequential(side.client, side.path, min(200, n))  # warm the environments and the connections
+        ours.processes = [[server.proc.pid], descendants(server.proc.pid)]
+        side_by_side([ours, full, base], n)
+        for side in (ours, base, full):
+            side.client.close()
         for pct in (50, 99):
-            results.add(Figure(SECTION, f"sequential invoke p{pct} (n={n})", percentile(ours, pct), "ms",
-                               percentile(base, pct), "floor server, same client"))  # fmt: skip
-        full_cpu(results, lean_endpoint=server.endpoint, lam=lam, n=n, floor=base)
+            results.add(Figure(SECTION, f"sequential invoke p{pct} (n={n})", percentile(ours.samples, pct), "ms",
+                               percentile(base.samples, pct), f"floor server, same client, {ROUNDS} alternating rounds"))  # fmt: skip
+        for pct in (50, 99):
+            results.add(Figure(SECTION, f"sequential invoke p{pct}, 1769 MB (one vCPU)", percentile(full.samples, pct),
+                               "ms", percentile(base.samples, pct), f"floor server, same client, {ROUNDS} alternating rounds"))  # fmt: skip
         looped, blocking = hops.measure(n)
         results.add(Figure(SECTION, "one hop: frame round trip via a uvloop loop (p50)", looped, "ms", blocking,
                            "same frames, blocking sockets", "a warm invoke makes two such hops (client to "
                            "server, server to sandbox); the floor server makes one"))  # fmt: skip
         results.add(Figure(SECTION, "client SigV4 signing (not in latency)", signing_cost_ms(server.endpoint, path),
                            "ms", None, "", "botocore SigV4Auth per request; done before the clock starts"))  # fmt: skip
-        results.add(Figure(SECTION, "server CPU per invoke (server process)", cpu_server / n * 1000, "ms",
-                           cpu_floor / n * 1000, "floor server CPU per request"))  # fmt: skip
-        results.add(Figure(SECTION, "sandbox CPU per invoke (agent + handler)", cpu_boxes / n * 1000, "ms",
+        done = len(ours.samples)
+        results.add(Figure(SECTION, "server CPU per invoke (server process)", ours.cpu[0] / done * 1000, "ms",
+                           base.cpu[0] / len(base.samples) * 1000, "floor server CPU per request"))  # fmt: skip
+        results.add(Figure(SECTION, "sandbox CPU per invoke (agent + handler)", ours.cpu[1] / done * 1000, "ms",
                            None, "", "utime+stime of the sandbox processes"))  # fmt: skip
         throughput(results, server, floor_url, path, seconds)
         return profile(
@@ -143,49 +175,35 @@ def run(results: Results, work: Path, server: ServerProcess, n: int, seconds: in
         floor.wait()
 
 
-def full_cpu(results: Results, lean_endpoint: str, lam: object, n: int, floor: list[float]) -> None:
-    """The same no-op at 1769 MB, a full vCPU: at 128 MB the sandbox gets 7.2% of a CPU, as on AWS,
-    and a client invoking back to back exhausts that quota, which is what the 128 MB p99 shows."""
-    deploy(lam, "bench-noop-1769", {"handler.py": NOOP}, memory=1769)
-    client = LeanClient(lean_endpoint)
-    path = invoke_path("bench-noop-1769")
-    sequential(client, path, min(200, n))
-    samples = sequential(client, path, n)
-    client.close()
-    for pct in (50, 99):
-        results.add(Figure(SECTION, f"sequential invoke p{pct}, 1769 MB (one vCPU)", percentile(samples, pct),
-                           "ms", percentile(floor, pct), "floor server, same client"))  # fmt: skip
-
-
 def throughput(results: Results, server: ServerProcess, floor_url: str, path: str, seconds: int) -> None:
     if ensure_wrk() is None:
         results.note(SECTION, "wrk is not installed and apt-get could not install it: no throughput figures")
         return
+    assert server.proc is not None
     signed = presigned_path(server.endpoint, path)
-    warm_up(server, signed)
+    warm_up(server.endpoint, signed, server.proc.pid)
     run_wrk(floor_url, path, 1)
-    ours = run_wrk(server.endpoint, signed, seconds)
-    base = run_wrk(floor_url, path, seconds)
+    ours, base = alternate_wrk([(server.endpoint, signed), (floor_url, path)], seconds)
     results.add(Figure(SECTION, "throughput, 32 connections (wrk)", ours.requests_per_s, "req/s",
-                       base.requests_per_s, "floor server, same wrk",
+                       base.requests_per_s, "floor server, same wrk, alternating rounds",
                        f"{ours.requests} requests, {ours.non_2xx} non-2xx, socket errors: {ours.errors or 'none'}"))  # fmt: skip
     if ours.latency_p50_ms is not None and base.latency_p50_ms is not None:
         results.add(Figure(SECTION, "latency p50 under 32-connection load", ours.latency_p50_ms, "ms",
                            base.latency_p50_ms, "floor server"))  # fmt: skip
 
 
-def warm_up(server: ServerProcess, signed: str, rounds: int = 8) -> None:
-    """Load until the number of sandboxes stops growing: the figure is the warm throughput.
+def warm_up(endpoint: str, path: str, pid: int, rounds: int = 8) -> None:
+    """Load until the number of ``pid``'s descendants (sandboxes, workers) stops growing: the
+    figure is the warm throughput.
 
     The pool starts a bounded number of sandboxes at once and waiting invokes take environments as
     they come back, so 32 connections reach 32 environments only gradually; sandbox starts during
     the measured window would be cold-start work, which the cold section measures.
     """
-    assert server.proc is not None
     before = -1
     for _ in range(rounds):
-        run_wrk(server.endpoint, signed, 2)
-        now = len(descendants(server.proc.pid))
+        run_wrk(endpoint, path, 2)
+        now = len(descendants(pid))
         if now == before:
             return
         before = now
