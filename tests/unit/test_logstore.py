@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +16,7 @@ from lambdad.http.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from lambdad.observe.logstore import DAY_MS, HOUR_MS, LogStore
+from lambdad.observe.logstore import CATCH_UP_EVENTS, DAY_MS, HOUR_MS, WRITER_NICE, LogStore
 
 T = TypeVar("T")
 NOW = 1_700_000_000_000
@@ -325,5 +327,43 @@ def test_append_after_group_deleted_recreates_it(tmp_path: Path) -> None:
         store.append("g", "s", [(NOW, "two")])
         await store.flush()
         assert await messages(store, "g", "s") == ["two"]
+
+    run(tmp_path, body)
+
+
+def test_a_batch_larger_than_an_insert_chunk_keeps_every_event_in_order(tmp_path: Path) -> None:
+    async def body(store: LogStore, clock: Clock) -> None:
+        lines = [(NOW + i // 7, f"line {i}") for i in range(300)]  # chunks of 128, 128, 32, 8 and 4
+        store.append("g", "s", lines)
+        await store.flush()
+        got = await messages(store, "g", "s", limit=10_000)
+        assert got == [message for _, message in lines]
+        group = (await store.describe_log_groups(None, None, None, None))["logGroups"][0]
+        assert group["storedBytes"] == sum(len(message) for _, message in lines)
+
+    run(tmp_path, body)
+
+
+def _writer_nice() -> int:
+    writer = next(t for t in threading.enumerate() if t.name.startswith("logs-writer"))
+    assert writer.native_id is not None
+    return os.getpriority(os.PRIO_PROCESS, writer.native_id)
+
+
+def test_the_writer_yields_the_cpu_while_it_keeps_up_and_not_once_it_falls_behind(tmp_path: Path) -> None:
+    # Only where the priority can be raised again; otherwise lowering it could starve log storage.
+    lowered = WRITER_NICE if os.geteuid() == 0 else 0
+
+    async def body(store: LogStore, clock: Clock) -> None:
+        store.append("g", "s", [(NOW, "small")])
+        await store.flush()
+        assert _writer_nice() == lowered
+        store.append("g", "s", [(NOW, f"backlog {i}") for i in range(CATCH_UP_EVENTS)])
+        await store.flush()
+        assert _writer_nice() == 0
+        store.append("g", "s", [(NOW, "small again")])
+        await store.flush()
+        assert _writer_nice() == lowered
+        assert len(await messages(store, "g", "s", limit=10_000)) == 10_000  # a full page: all stored
 
     run(tmp_path, body)
