@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import resource
 import sqlite3
 import time
 from collections import defaultdict
@@ -124,15 +125,16 @@ class WriterPriority:
         if wanted != self.nice:
             try:
                 os.setpriority(os.PRIO_PROCESS, 0, wanted)
-            except OSError:
+            except OSError as exc:  # only if the server lost its privileges since it started
+                log.warning(
+                    "cannot change the log writer's priority", extra={"nice": wanted, "error": str(exc)}
+                )
                 self.enabled = False
                 return
             self.nice = wanted
 
 
 def _may_raise_priority() -> bool:
-    import resource
-
     if os.geteuid() == 0:
         return True
     soft = resource.getrlimit(resource.RLIMIT_NICE)[0]
