@@ -358,6 +358,7 @@ def test_the_writer_yields_the_cpu_while_it_keeps_up_and_not_once_it_falls_behin
         store.append("g", "s", [(NOW, "small")])
         await store.flush()
         assert _writer_nice() == lowered
+        assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the event loop's thread keeps its priority
         store.append("g", "s", [(NOW, f"backlog {i}") for i in range(CATCH_UP_EVENTS)])
         await store.flush()
         assert _writer_nice() == 0
