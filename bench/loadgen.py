@@ -74,7 +74,7 @@ def alternate_wrk(targets: list[tuple[str, str]], seconds: int, rounds: int = 3)
 def _combined(runs: list[WrkResult]) -> WrkResult:
     """Rounds of equal length: the mean rate, the summed counts, the median of the round p50s."""
     p50s = sorted(r.latency_p50_ms for r in runs if r.latency_p50_ms is not None)
-    errors = sorted({r.errors for r in runs if r.errors and r.errors != "none"})
+    errors = sorted({r.errors for r in runs if r.errors})
     return WrkResult(
         sum(r.requests_per_s for r in runs) / len(runs),
         sum(r.requests for r in runs),

@@ -149,7 +149,7 @@ def measure_http_peer(
     ours_path = invoke_path("bench-noop")
     peer = Side(client, path, [[pid, *descendants(pid)]])
     ours = Side(LeanClient(lambdad.endpoint), ours_path)
-    sequential(ours.client, ours_path, min(200, n))  # warm lambdad's environment and connection
+    sequential(ours.client, ours.path, min(200, n))  # warm lambdad's environment and connection
     side_by_side([peer, ours], n)
     beside = "lambdad, same client, alternating rounds"
     for pct in (50, 99):

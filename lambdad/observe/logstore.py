@@ -598,7 +598,7 @@ def _insert_events(
 ) -> None:
     if not events:
         return
-    _insert_rows(conn, [(group_id, stream_id, ts, now, message) for ts, message in events])
+    _insert_rows(conn, group_id, stream_id, events, now)
     first = min(ts for ts, _ in events)
     last = max(ts for ts, _ in events)
     conn.execute(
@@ -610,14 +610,18 @@ def _insert_events(
     conn.execute("UPDATE groups SET stored_bytes = stored_bytes + ? WHERE id = ?", (size, group_id))
 
 
-def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[int, int, int, int, str]]) -> None:
+def _insert_rows(
+    conn: sqlite3.Connection, group_id: int, stream_id: int, events: Sequence[tuple[int, str]], now: int
+) -> None:
     """Insert event rows a chunk per statement: executemany steps once per row. Chunks come in
     power-of-two sizes, so the few statement texts stay in the connection's statement cache."""
     start = 0
-    while start < len(rows):
-        size = min(INSERT_CHUNK, 1 << ((len(rows) - start).bit_length() - 1))
-        chunk = rows[start : start + size]
-        conn.execute(_insert_sql(size), [value for row in chunk for value in row])
+    while start < len(events):
+        size = min(INSERT_CHUNK, 1 << ((len(events) - start).bit_length() - 1))
+        values: list[int | str] = []
+        for ts, message in events[start : start + size]:
+            values += (group_id, stream_id, ts, now, message)
+        conn.execute(_insert_sql(size), values)
         start += size
 
 
