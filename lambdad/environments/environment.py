@@ -224,14 +224,12 @@ class Environment:
         assert self.writer is not None
         self.output.discard()  # output between invocations belongs to none of them
         deadline_ms = int(time.time() * 1000 + req.timeout_s * 1000)
-        header = {"request_id": req.request_id, "deadline_ms": deadline_ms,
-                  "invoked_function_arn": req.invoked_function_arn, "trace_id": req.trace_id}  # fmt: skip
-        if req.client_context is not None:  # absent keys read as None in the agent: a shorter frame
-            header["client_context"] = req.client_context
-        if req.cognito_identity is not None:
-            header["cognito_identity"] = req.cognito_identity
+        extra = None  # absent keys read as None in the agent: a shorter frame
+        if req.client_context is not None or req.cognito_identity is not None:
+            extra = {"client_context": req.client_context, "cognito_identity": req.cognito_identity}
         started = time.monotonic()
-        self.writer.write(P.encode(P.INVOKE, header, req.payload))
+        self.writer.write(P.encode_invoke(req.request_id, deadline_ms, req.invoked_function_arn,
+                                          req.trace_id, extra, req.payload))  # fmt: skip
         # A plain timer rather than asyncio.timeout(): at the deadline it kills the sandbox and ends
         # the control stream, which ends the read; no cancellation machinery on every invoke.
         timer = asyncio.get_running_loop().call_later(req.timeout_s, self._expire)

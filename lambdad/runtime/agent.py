@@ -9,6 +9,7 @@ Standard library only, imports kept lazy: this is on the cold path.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -45,7 +46,12 @@ class Channel:
         self._reader = P.BlockingReader(self.sock)
 
     def send(self, kind: int, header: dict[str, Any] | None = None, body: bytes = b"") -> None:
-        data = P.encode(kind, header, body)
+        self.send_raw(kind, P.encode_header(header), body)
+
+    def send_raw(self, kind: int, header: bytes, body: bytes) -> None:
+        """A frame whose header is already JSON: the invoke loop builds its one-key result header
+        by hand rather than through the JSON encoder."""
+        data = P.encode_raw(kind, header, body)
         with self._lock:
             self.sock.sendall(data)
 
@@ -151,6 +157,10 @@ class _Client:
 class _CognitoIdentity:
     __slots__ = ["cognito_identity_id", "cognito_identity_pool_id"]
 
+    def __init__(self, identity_id: str | None = None, pool_id: str | None = None) -> None:
+        self.cognito_identity_id = identity_id
+        self.cognito_identity_pool_id = pool_id
+
     def __repr__(self) -> str:
         return (
             f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
@@ -180,16 +190,22 @@ class LambdaContext:
          self.function_version) = LambdaContext.platform  # fmt: skip
         self.invoked_function_arn = header.get("invoked_function_arn")
         self.tenant_id = header.get("tenant_id")
+        self._epoch_deadline_time_in_ms = int(header["deadline_ms"])
+        if isinstance(identity, dict):
+            self.identity = _CognitoIdentity(
+                identity.get("cognitoIdentityId"), identity.get("cognitoIdentityPoolId")
+            )
+        else:
+            self.identity = _CognitoIdentity()
+        if client_context is None:  # the usual case, kept short: this runs on every invoke
+            self._w3c_fields: dict[str, str] = {}
+            self.client_context = None
+            return
         w3c = client_context.pop("w3c", None) if isinstance(client_context, dict) else None
         self._w3c_fields = {k: v for k, v in (w3c or {}).items() if isinstance(v, str)}
         self.client_context = _obj(_ClientContext, client_context)
         if self.client_context is not None:
             self.client_context.client = _obj(_Client, self.client_context.client)
-        self.identity = _obj(_CognitoIdentity, {})
-        if isinstance(identity, dict):
-            self.identity.cognito_identity_id = identity.get("cognitoIdentityId")
-            self.identity.cognito_identity_pool_id = identity.get("cognitoIdentityPoolId")
-        self._epoch_deadline_time_in_ms = int(header["deadline_ms"])
 
     def get_remaining_time_in_millis(self) -> int:
         delta = self._epoch_deadline_time_in_ms - int(time.time() * 1000)
@@ -220,6 +236,9 @@ def _platform_fields() -> tuple[str | None, ...]:
 
 class _RequestState:
     request_id = ""
+
+    def __init__(self) -> None:
+        self.trace_id = TraceIdVariable()
 
 
 def setup_logging(state: _RequestState) -> None:
@@ -253,15 +272,32 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-def marshal(result: Any) -> bytes:
-    import json
+#: Made once: json.dumps with ``default=`` builds a new encoder on every call. The output is
+#: json.dumps's: the same separators and ASCII escapes.
+_encode_result = json.JSONEncoder(default=_json_default).encode
+#: An event is UTF-8 JSON; json.loads would also sniff the encoding of every payload first.
+_decode_event = json.JSONDecoder().decode
 
-    if isinstance(result, bytes):
+
+def marshal(result: Any) -> bytes:
+    if type(result) is bytes:
         return result
     try:
-        return json.dumps(result, default=_json_default).encode()
+        return _encode_result(result).encode()
     except Exception as e:
         raise Fault("Runtime.MarshalError", f"Unable to marshal response: {e}") from e
+
+
+def unmarshal(body: bytes) -> Any:
+    if not body:
+        return {}
+    try:
+        return _decode_event(body.decode())
+    except ValueError:  # not UTF-8 (or a BOM): json.loads detects the encoding, or says what is wrong
+        try:
+            return json.loads(body)
+        except ValueError as e:
+            raise Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {e}") from e
 
 
 def run_python(channel: Channel, handler_name: str) -> None:
@@ -288,18 +324,17 @@ def run_python(channel: Channel, handler_name: str) -> None:
 def invoke_python(
     channel: Channel, handler: Any, state: _RequestState, header: dict[str, Any], body: bytes
 ) -> None:
-    import json
-
+    """One invoke. Lean on purpose: a 128 MB function gets 7% of a CPU, and what this costs on
+    every invoke comes out of that share (docs/performance.md)."""
     request_id = header["request_id"]
     state.request_id = request_id
-    set_trace_id(header.get("trace_id"))
+    state.trace_id.set(header.get("trace_id"))
     try:
-        try:
-            event = json.loads(body) if body else {}
-        except ValueError as e:
-            raise Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {e}") from e
+        event = unmarshal(body)
+        client_context = header.get("client_context")
+        identity = header.get("cognito_identity")
         context = LambdaContext(
-            header, _parse(header.get("client_context")), _parse(header.get("cognito_identity"))
+            header, _parse(client_context) if client_context else None, _parse(identity) if identity else None
         )
         response = marshal(handler(event, context))
     except Fault as f:
@@ -316,7 +351,7 @@ def invoke_python(
         )
         return
     flush_std()
-    channel.send(P.RESULT, {"request_id": request_id}, response)
+    channel.send_raw(P.RESULT, b'{"request_id":"' + request_id.encode() + b'"}', response)
 
 
 def send_error(channel: Channel, request_id: str, error_type: str, body: bytes) -> None:
@@ -335,11 +370,72 @@ def _parse(value: Any) -> Any:
         return None
 
 
-def set_trace_id(trace_id: str | None) -> None:
-    if trace_id:
-        os.environ["_X_AMZN_TRACE_ID"] = trace_id
-    else:
-        os.environ.pop("_X_AMZN_TRACE_ID", None)
+TRACE_ID_VAR = "_X_AMZN_TRACE_ID"
+
+
+class TraceIdVariable:
+    """_X_AMZN_TRACE_ID, which AWS changes on every invoke.
+
+    Through os.environ every new value is a setenv(), and glibc keeps every string setenv() was
+    ever given: 140 bytes per invoke, so a 128 MB function ran out of memory after about a million
+    invokes. After the first ``ADOPT_AFTER`` invokes the variable moves into one buffer of ours that
+    is handed to putenv() once and rewritten in place; os.environ's own copy is kept in step. If the
+    function sets or removes the variable itself, the buffer is handed over again on the next invoke.
+    """
+
+    #: ctypes takes 2 ms to import where the spare sandbox has not preloaded it: not on a first invoke.
+    ADOPT_AFTER = 64
+
+    def __init__(self) -> None:
+        self._invokes = 0
+        self._buffer: Any = None
+        self._last: bytes | None = None
+
+    def set(self, trace_id: str | None) -> None:
+        if self._buffer is None and not self._adopt():
+            if trace_id:
+                os.environ[TRACE_ID_VAR] = trace_id
+            else:
+                os.environ.pop(TRACE_ID_VAR, None)
+            return
+        data = self._data
+        if not trace_id:
+            if self._key in data:
+                os.environ.pop(TRACE_ID_VAR, None)  # unsetenv() takes our buffer out of the environment
+            self._last = None
+            return
+        value = trace_id.encode()
+        entry = self._prefix + value
+        if len(entry) >= len(self._buffer):
+            self._buffer = self._new_buffer(2 * len(entry))
+            self._last = None
+        # Ours is in the environment unless it never was, was removed, or the function set its own.
+        installed = self._last is not None and data.get(self._key) is self._last
+        self._buffer.value = entry
+        if not installed:
+            self._putenv(self._buffer)
+        data[self._key] = value
+        self._last = value
+
+    def _adopt(self) -> bool:
+        self._invokes += 1
+        if self._invokes <= self.ADOPT_AFTER:
+            return False
+        try:
+            import ctypes
+
+            putenv = ctypes.CDLL(None).putenv
+            putenv.argtypes = [ctypes.c_char_p]
+            self._data: dict[bytes, bytes] = os.environ._data  # type: ignore[attr-defined]
+        except (ImportError, OSError, AttributeError):
+            self.ADOPT_AFTER = 1 << 62  # no ctypes here: os.environ it is
+            return False
+        self._putenv = putenv
+        self._new_buffer = ctypes.create_string_buffer
+        self._key = TRACE_ID_VAR.encode()
+        self._prefix = self._key + b"="
+        self._buffer = self._new_buffer(256)
+        return True
 
 
 def set_python_path() -> None:
@@ -390,8 +486,7 @@ class RuntimeApi:
         header, body = self.invocations.get()
         with self.lock:
             self.current = header["request_id"]
-        set_trace_id(header.get("trace_id"))
-        return header, body
+        return header, body  # the runtime gets the trace id in a header: nothing here reads it
 
     def finish(self, request_id: str, kind: int, header: dict[str, Any], body: bytes) -> bool:
         with self.lock:

@@ -105,6 +105,28 @@ def test_python_handler_context_and_warm_reuse(lam: Any) -> None:
     assert "Init Duration" not in log_of(second)
 
 
+def test_trace_id_variable_changes_every_invoke_for_code_and_children(lam: Any) -> None:
+    """_X_AMZN_TRACE_ID is new on every invoke, in os.environ and in processes the handler starts,
+    also after the agent moves it out of setenv() (TraceIdVariable.ADOPT_AFTER invokes)."""
+    name = deploy(
+        lam,
+        "import os, subprocess\n"
+        "def handler(event, context):\n"
+        "    child = subprocess.run(['/usr/bin/printenv', '_X_AMZN_TRACE_ID'], capture_output=True, text=True)\n"
+        "    own = os.environ.get('_X_AMZN_TRACE_ID')\n"
+        "    if event.get('set'):  # the function's own value must not stick to the next invoke\n"
+        "        os.environ['_X_AMZN_TRACE_ID'] = 'set-by-function'\n"
+        "    return [own, child.stdout.strip()]\n",
+    )
+    seen = []
+    for i in range(80):
+        own, child = call(lam, name, {"set": i == 70})[1]
+        assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0", own), own
+        assert child == own  # the C environment, which children inherit, says the same
+        seen.append(own)
+    assert len(set(seen)) == 80
+
+
 def test_unhandled_error_shape(lam: Any) -> None:
     name = deploy(lam, "def handler(event, context):\n    raise ValueError('Handler fails')\n")
     response, body = call(lam, name)

@@ -8,10 +8,38 @@ from lambdad.runtime import protocol as P
 
 
 def test_round_trip() -> None:
-    data = P.encode(P.INVOKE, {"request_id": "r", "deadline_ms": 5}, b"\x00payload")
+    data = P.encode(P.ERROR, {"request_id": "r", "errorType": "E", "n": 5}, b"\x00payload")
     length = P.frame_length(data[:4])
     assert length == len(data) - 4
-    assert P.decode(data[4:]) == (P.INVOKE, {"request_id": "r", "deadline_ms": 5}, b"\x00payload")
+    assert P.decode(data[4:]) == (P.ERROR, {"request_id": "r", "errorType": "E", "n": 5}, b"\x00payload")
+
+
+ARN = "arn:aws:lambda:us-east-1:000000000000:function:f"
+
+
+def test_invoke_header_is_lines() -> None:
+    data = P.encode_invoke("r-1", 1700000000123, ARN, "Root=1-a;Sampled=1", None, b"{}")
+    assert b"r-1\n1700000000123\n" + ARN.encode() + b"\nRoot=1-a;Sampled=1{}" in data
+    assert P.decode(data[4:]) == (P.INVOKE, {"request_id": "r-1", "deadline_ms": "1700000000123",
+                                             "invoked_function_arn": ARN, "trace_id": "Root=1-a;Sampled=1"}, b"{}")  # fmt: skip
+    no_trace = P.decode(P.encode_invoke("r", 5, ARN, None, None, b"")[4:])[1]
+    assert no_trace["trace_id"] is None and "client_context" not in no_trace
+
+
+def test_invoke_header_extra_keys_and_line_breaks() -> None:
+    context = '{"custom":\n{"a":"b"}}'  # JSON text may hold line breaks: it rides in the JSON line
+    data = P.encode_invoke("r", 5, ARN, "x\ny", {"client_context": context, "cognito_identity": None}, b"p")
+    kind, header, body = P.decode(data[4:])
+    assert (kind, body) == (P.INVOKE, b"p")
+    assert header == {"request_id": "r", "deadline_ms": "5", "invoked_function_arn": ARN, "trace_id": "x\ny",
+                      "client_context": context, "cognito_identity": None}  # fmt: skip
+    assert P.decode(P.encode(P.INVOKE, header, b"p")[4:])[1] == header  # the generic encoder agrees
+
+
+def test_bad_invoke_header_rejected() -> None:
+    for raw in (b"r\n5", b"r\n5\narn\nt\n[1]", b"r\n5\narn\nt\n{bad", b"\xff\n5\na\nt"):
+        with pytest.raises(P.FrameError):
+            P.decode(bytes([P.INVOKE]) + len(raw).to_bytes(4, "big") + raw)
 
 
 def test_empty_header_and_body() -> None:
@@ -57,6 +85,21 @@ def test_blocking_socket_frames() -> None:
         assert reader.recv() is None
 
 
+def test_blocking_one_frame_per_read_and_split_prefix() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        reader = P.BlockingReader(b)
+        a.sendall(P.encode_invoke("r", 5, "arn", None, None, b"x"))  # exactly one frame in the read
+        assert reader.recv() == (P.INVOKE, {"request_id": "r", "deadline_ms": "5",
+                                            "invoked_function_arn": "arn", "trace_id": None}, b"x")  # fmt: skip
+        frame = P.encode(P.RESULT, {"k": "v"}, b"body")
+        a.sendall(frame[:2])  # the length prefix itself arrives in two reads
+        sender = threading.Timer(0.05, a.sendall, args=(frame[2:],))
+        sender.start()
+        assert reader.recv() == (P.RESULT, {"k": "v"}, b"body")
+        sender.join()
+
+
 def test_blocking_truncated_frame() -> None:
     a, b = socket.socketpair()
     with a, b:
@@ -70,9 +113,9 @@ def test_async_frames() -> None:
     async def run() -> None:
         reader = asyncio.StreamReader()
         big = bytes(range(256)) * 5000
-        reader.feed_data(P.encode(P.INVOKE, {"a": 1}, big))
+        reader.feed_data(P.encode(P.RESULT, {"a": 1}, big))
         reader.feed_data(P.encode(P.ERROR, {"errorType": "E"})[:3])
-        assert await P.read_frame(reader) == (P.INVOKE, {"a": 1}, big)
+        assert await P.read_frame(reader) == (P.RESULT, {"a": 1}, big)
         reader.feed_eof()
         with pytest.raises(P.FrameError):
             await P.read_frame(reader)
