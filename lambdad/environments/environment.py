@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from lambdad.environments.channel import FrameChannel
 from lambdad.runtime import protocol as P
 from lambdad.sandbox.base import Sandbox, SandboxBackend, SandboxSpec
 
@@ -146,8 +147,7 @@ class Environment:
         self.state = State.STARTING
         self.init_duration_ms = 0.0
         self.output = OutputCapture(sandbox.output_fd)
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.channel: FrameChannel | None = None
         #: Set by the invoke deadline's timer, which has already killed the sandbox.
         self._expired = False
 
@@ -169,8 +169,8 @@ class Environment:
         return env
 
     async def _init(self, timeout_s: float, started: float) -> None:
-        self.reader, self.writer = await asyncio.open_unix_connection(sock=self.sandbox.control)
-        self.writer.write(P.encode(P.INIT, self.sandbox.init_header))
+        self.channel = await FrameChannel.connect(self.sandbox.control)
+        self.channel.write(P.encode(P.INIT, self.sandbox.init_header))
         try:
             frame = await asyncio.wait_for(self._read(), timeout_s)
         except TimeoutError:
@@ -204,11 +204,8 @@ class Environment:
         return InitFailure(error_type, message, error_body(error_type, message), self.output.take(), elapsed)
 
     async def _read(self) -> tuple[int, dict[str, Any], bytes] | None:
-        assert self.reader is not None
-        try:
-            return await P.read_frame(self.reader)
-        except (P.FrameError, ConnectionError):
-            return None
+        assert self.channel is not None
+        return await self.channel.read()
 
     async def _exit_status(self) -> int | None:
         try:
@@ -221,14 +218,14 @@ class Environment:
 
     async def invoke(self, req: InvokeRequest) -> InvokeOutcome:
         self._to(State.BUSY)
-        assert self.writer is not None
+        assert self.channel is not None
         self.output.discard()  # output between invocations belongs to none of them
         deadline_ms = int(time.time() * 1000 + req.timeout_s * 1000)
         extra = None  # absent keys read as None in the agent: a shorter frame
         if req.client_context is not None or req.cognito_identity is not None:
             extra = {"client_context": req.client_context, "cognito_identity": req.cognito_identity}
         started = time.monotonic()
-        self.writer.write(P.encode_invoke(req.request_id, deadline_ms, req.invoked_function_arn,
+        self.channel.write(P.encode_invoke(req.request_id, deadline_ms, req.invoked_function_arn,
                                           req.trace_id, extra, req.payload))  # fmt: skip
         # A plain timer rather than asyncio.timeout(): at the deadline it kills the sandbox and ends
         # the control stream, which ends the read; no cancellation machinery on every invoke.
@@ -249,8 +246,8 @@ class Environment:
     def _expire(self) -> None:
         self._expired = True
         self.sandbox.kill()
-        if self.reader is not None:
-            self.reader.feed_eof()
+        if self.channel is not None:
+            self.channel.end()
 
     def _timed_out(self, req: InvokeRequest, started: float) -> InvokeOutcome:
         message = f"RequestId: {req.request_id} Error: Task timed out after {req.timeout_s:.2f} seconds"
@@ -286,6 +283,6 @@ class Environment:
         """Idempotent: afterwards the sandbox is destroyed and the state is DEAD."""
         self.state = State.DEAD
         self.output.close()
-        if self.writer is not None:
-            self.writer.close()  # closes the control socket through its transport
+        if self.channel is not None:
+            self.channel.close()  # closes the control socket through its transport
         await self.sandbox.destroy()

@@ -100,11 +100,11 @@ def frame_length(prefix: bytes | bytearray) -> int:
 
 def decode(rest: bytes | bytearray) -> tuple[int, dict[str, Any], bytes]:
     """Kind, header and body from the bytes that follow the length prefix."""
-    return _decode_at(rest, 0)
+    return decode_at(rest, 0)
 
 
-def _decode_at(data: bytes | bytearray, pos: int) -> tuple[int, dict[str, Any], bytes]:
-    """``decode`` of ``data[pos:]`` without copying it first."""
+def decode_at(data: bytes | bytearray, pos: int) -> tuple[int, dict[str, Any], bytes]:
+    """``decode`` of ``data[pos:]`` without copying it first: a frame straight from a read."""
     end = len(data)
     if end - pos < _KIND_HLEN.size:
         raise FrameError("short frame")
@@ -136,7 +136,7 @@ class BlockingReader:
         if not buf:  # the usual case, one whole frame per read: decoded from it as it came
             chunk = self.sock.recv(1 << 16)
             if len(chunk) > _PREFIX.size and _PREFIX.size + frame_length(chunk[: _PREFIX.size]) == len(chunk):
-                return _decode_at(chunk, _PREFIX.size)
+                return decode_at(chunk, _PREFIX.size)
             if not chunk:
                 return None
             buf += chunk
@@ -154,20 +154,3 @@ class BlockingReader:
                     raise FrameError("stream ended inside a frame")
                 return None
             buf += chunk
-
-
-async def read_frame(reader: Any) -> tuple[int, dict[str, Any], bytes] | None:
-    """Read one frame from an asyncio StreamReader; None at a clean end of stream."""
-    import asyncio
-
-    try:
-        prefix = await reader.readexactly(_PREFIX.size)
-    except asyncio.IncompleteReadError as e:
-        if e.partial:
-            raise FrameError("stream ended inside a frame") from e
-        return None
-    try:
-        rest = await reader.readexactly(frame_length(prefix))
-    except asyncio.IncompleteReadError as e:
-        raise FrameError("stream ended inside a frame") from e
-    return decode(rest)

@@ -3,7 +3,9 @@ import socket
 import threading
 
 import pytest
+import uvloop
 
+from lambdad.environments.channel import FrameChannel
 from lambdad.runtime import protocol as P
 
 
@@ -109,18 +111,55 @@ def test_blocking_truncated_frame() -> None:
             P.BlockingReader(b).recv()
 
 
-def test_async_frames() -> None:
-    async def run() -> None:
-        reader = asyncio.StreamReader()
-        big = bytes(range(256)) * 5000
-        reader.feed_data(P.encode(P.RESULT, {"a": 1}, big))
-        reader.feed_data(P.encode(P.ERROR, {"errorType": "E"})[:3])
-        assert await P.read_frame(reader) == (P.RESULT, {"a": 1}, big)
-        reader.feed_eof()
-        with pytest.raises(P.FrameError):
-            await P.read_frame(reader)
-        empty = asyncio.StreamReader()
-        empty.feed_eof()
-        assert await P.read_frame(empty) is None
+def test_frame_channel_over_a_socket() -> None:
+    """The host's end under uvloop, as the server runs it: whole frames, frames split across
+    reads, several frames in one read, a waiting reader, the end of the stream."""
 
-    asyncio.run(run())
+    async def run() -> None:
+        host, agent = socket.socketpair()
+        channel = await FrameChannel.connect(host)
+        big = bytes(range(256)) * 5000  # several reads
+        agent.sendall(P.encode(P.READY, {"init_duration_ms": 1.5}))
+        assert await channel.read() == (P.READY, {"init_duration_ms": 1.5}, b"")
+        waiting = asyncio.ensure_future(channel.read())  # waits before the bytes arrive
+        await asyncio.sleep(0.01)
+        sender = threading.Thread(target=agent.sendall, args=(P.encode(P.RESULT, {"a": 1}, big),))
+        sender.start()  # more than the socket buffer holds: sent while the loop reads
+        assert await waiting == (P.RESULT, {"a": 1}, big)
+        sender.join()
+        two = P.encode(P.RESULT, {"n": 1}, b"x") + P.encode(P.ERROR, {"errorType": "E"}, b"y")
+        agent.sendall(two[:3])  # inside the length prefix
+        await asyncio.sleep(0.01)
+        agent.sendall(two[3:])
+        assert await channel.read() == (P.RESULT, {"n": 1}, b"x")
+        assert await channel.read() == (P.ERROR, {"errorType": "E"}, b"y")
+        channel.write(P.encode(P.INIT, {"k": "v"}))
+        await asyncio.sleep(0.01)
+        assert P.BlockingReader(agent).recv() == (P.INIT, {"k": "v"}, b"")
+        agent.close()
+        assert await channel.read() is None
+        assert await channel.read() is None  # and stays ended
+        channel.close()
+
+    async def bad_length() -> None:
+        host, agent = socket.socketpair()
+        channel = await FrameChannel.connect(host)
+        agent.sendall((P.MAX_FRAME + 1).to_bytes(4, "big") + b"junk")
+        assert await channel.read() is None  # a broken stream ends the channel
+        agent.close()
+
+    async def ended_by_host() -> None:
+        host, agent = socket.socketpair()
+        channel = await FrameChannel.connect(host)
+        waiting = asyncio.ensure_future(channel.read())
+        await asyncio.sleep(0.01)
+        channel.end()  # the deadline's timer, after it killed the sandbox
+        assert await waiting is None
+        agent.sendall(P.encode(P.RESULT, {}, b"late"))
+        await asyncio.sleep(0.01)
+        assert await channel.read() is None
+        channel.close()
+        agent.close()
+
+    for case in (run, bad_length, ended_by_host):
+        uvloop.run(case())

@@ -1,0 +1,107 @@
+"""The host's end of a sandbox's control socket, as an asyncio protocol.
+
+Every warm invoke reads one frame here, so frames are cut out of the bytes as they arrive and
+handed straight to the waiting invoke: no StreamReader, no readexactly() per frame part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from lambdad.runtime import protocol as P
+
+Frame = tuple[int, dict[str, Any], bytes]
+_PREFIX = 4
+
+
+class FrameChannel(asyncio.Protocol):
+    """Frames in order; ``read()`` returns None once the stream has ended or broke the format."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._frames: deque[Frame] = deque()
+        self._waiter: asyncio.Future[Frame | None] | None = None
+        self._ended = False
+
+    @classmethod
+    async def connect(cls, sock: Any) -> FrameChannel:
+        loop = asyncio.get_running_loop()
+        _, channel = await loop.create_unix_connection(cls, sock=sock)
+        return channel
+
+    # --- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports do not subclass it
+
+    def data_received(self, data: bytes) -> None:
+        if self._ended:
+            return
+        try:
+            if (
+                not self._buffer
+                and len(data) > _PREFIX
+                and _PREFIX + P.frame_length(data[:_PREFIX]) == len(data)
+            ):
+                self._deliver(P.decode_at(data, _PREFIX))  # the usual case: one whole frame per read
+                return
+            buf = self._buffer
+            buf += data
+            while len(buf) >= _PREFIX:
+                end = _PREFIX + P.frame_length(buf[:_PREFIX])
+                if len(buf) < end:
+                    break
+                frame = P.decode(buf[_PREFIX:end])
+                del buf[:end]
+                self._deliver(frame)
+        except P.FrameError:
+            self.end()
+            if self.transport is not None:
+                self.transport.close()
+
+    def eof_received(self) -> bool:
+        self.end()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.end()
+
+    # --- the environment's side ----------------------------------------------------------------
+
+    async def read(self) -> Frame | None:
+        if self._frames:
+            return self._frames.popleft()
+        if self._ended:
+            return None
+        waiter: asyncio.Future[Frame | None] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        return await waiter
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def end(self) -> None:
+        """No frame after this one: the reader gets None (a killed sandbox, a broken stream)."""
+        self._ended = True
+        self._buffer.clear()
+        self._wake(None)
+
+    def close(self) -> None:
+        self.end()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _deliver(self, frame: Frame) -> None:
+        if not self._wake(frame):
+            self._frames.append(frame)
+
+    def _wake(self, result: Frame | None) -> bool:
+        waiter, self._waiter = self._waiter, None
+        if waiter is None or waiter.done():
+            return False
+        waiter.set_result(result)
+        return True
