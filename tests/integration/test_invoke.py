@@ -354,6 +354,45 @@ def test_node_handler(lam: Any) -> None:
     assert call(lam, name)[1]["n"] == 2
 
 
+def test_node_trace_id_variable_is_fresh_seen_by_children_and_does_not_leak(lam: Any) -> None:
+    """process.env._X_AMZN_TRACE_ID is new on every invoke and reaches child processes, and
+    setting it costs no memory for good (setenv() keeps every value; the bootstrap keeps this one
+    variable in JavaScript). Another variable, set the same way, is the yardstick for the leak."""
+    name = deploy(
+        lam,
+        {
+            "index.mjs": "import { execFileSync } from 'node:child_process';\n"
+            "const grow = (key) => {\n"
+            "  const before = process.memoryUsage().rss;\n"
+            "  for (let i = 0; i < 200000; i++) process.env[key] = `Root=1-${i}-000000000000000000000000;Sampled=0`;\n"
+            "  return (process.memoryUsage().rss - before) / 1048576;\n"
+            "};\n"
+            "export const handler = async (event) => {\n"
+            "  if (event.grow) return {trace: grow('_X_AMZN_TRACE_ID'), other: grow('SOME_OTHER_VAR')};\n"
+            "  const own = process.env._X_AMZN_TRACE_ID;\n"
+            "  const child = execFileSync('/usr/bin/printenv', ['_X_AMZN_TRACE_ID']).toString().trim();\n"
+            "  return [own, child, Object.keys(process.env).includes('_X_AMZN_TRACE_ID')];\n"
+            "};\n"
+        },
+        Runtime="nodejs20.x",
+        Handler="index.handler",
+        MemorySize=512,
+        Timeout=60,
+    )
+    seen = set()
+    for _ in range(5):
+        own, child, listed = call(lam, name)[1]
+        assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0", own), own
+        assert child == own and listed
+        seen.add(own)
+    assert len(seen) == 5
+    growth = call(lam, name, {"grow": True})[1]
+    assert growth["other"] > 15, growth  # setenv() kept 200,000 values: the yardstick works
+    assert growth["trace"] < growth["other"] / 2, growth
+    own, child, _ = call(lam, name)[1]
+    assert child == own and own.startswith("Root=1-") and own not in seen
+
+
 def test_node_error(lam: Any) -> None:
     name = deploy(
         lam,

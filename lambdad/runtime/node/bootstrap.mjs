@@ -624,8 +624,47 @@ function scheduleIteration() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// _X_AMZN_TRACE_ID changes on every invoke. Writing it to the real process.env is a setenv(), and
+// glibc keeps every value setenv() was ever given: about 170 bytes per invoke, a 128 MB function
+// out of memory after a few hundred thousand invokes. So process.env becomes a view of the real
+// environment that keeps this one variable in JavaScript; code and child processes (which get
+// process.env by enumeration) see it as before.
+
+function keepTraceIdInJavaScript() {
+  const name = "_X_AMZN_TRACE_ID";
+  const real = process.env;
+  let value = real[name];
+  delete real[name];
+  process.env = new Proxy(real, {
+    get: (target, key) => (key === name ? value : Reflect.get(target, key)),
+    set(target, key, newValue) {
+      if (key !== name) return Reflect.set(target, key, newValue);
+      value = String(newValue); // process.env turns every value into a string
+      return true;
+    },
+    has: (target, key) => (key === name ? value !== undefined : Reflect.has(target, key)),
+    deleteProperty(target, key) {
+      if (key !== name) return Reflect.deleteProperty(target, key);
+      value = undefined;
+      return true;
+    },
+    ownKeys: (target) => [...Reflect.ownKeys(target), ...(value === undefined ? [] : [name])],
+    getOwnPropertyDescriptor(target, key) {
+      if (key !== name) return Reflect.getOwnPropertyDescriptor(target, key);
+      return value === undefined ? undefined : { value, writable: true, enumerable: true, configurable: true };
+    },
+    defineProperty(target, key, descriptor) {
+      if (key !== name) return Reflect.defineProperty(target, key, descriptor);
+      value = String(descriptor.value);
+      return true;
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Main
 
+keepTraceIdInJavaScript();
 patchConsole();
 const client = new RuntimeClient(process.env.AWS_LAMBDA_RUNTIME_API || "127.0.0.1:9001");
 
