@@ -433,6 +433,42 @@ def test_provided_runtime_without_bootstrap(backend: bubblewrap.BubblewrapBacken
     assert leftovers(spec.sandbox_id, backend) == []
 
 
+def test_spare_finds_code_with_the_same_mtime_as_its_empty_slot(code_dir: Path) -> None:
+    """File times are as coarse as a clock tick: code unpacked in the tick the spare's empty slot
+    was made has the slot's mtime, and the import system's listing of the empty /var/task (taken
+    by the spare's preload) must not survive the mount. Forced here by giving the code that mtime."""
+    write(code_dir, "app.py", "def handler(event, context):\n    return 'found'\n")
+    root = Path(tempfile.mkdtemp(prefix="lambdad-spare-"))
+    root.chmod(0o711)
+
+    async def main() -> None:
+        backend = bubblewrap.BubblewrapBackend(root / "sandboxes", spares=1)
+        await backend.start()
+        for _ in range(200):
+            if backend._spares:
+                break
+            await asyncio.sleep(0.05)
+        assert backend._spares, "no spare sandbox was started"
+        spare = backend._spares[0]
+        spare_id = spare.sandbox_id
+        await asyncio.sleep(1)  # the spare's agent has preloaded, listing the empty /var/task
+        slot = os.stat(spare.workdir / "task")
+        os.utime(code_dir, ns=(slot.st_atime_ns, slot.st_mtime_ns))
+        env = await Environment.start(backend, spec_for(code_dir), 10)
+        try:
+            assert env.sandbox.sandbox_id == spare_id, "the spare was not used"
+            outcome = await env.invoke(request())
+            assert (outcome.kind, as_json(outcome)) == ("ok", "found"), outcome.payload
+        finally:
+            await env.destroy()
+            await backend.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_spare_sandbox_specializes_with_the_same_limits(code_dir: Path) -> None:
     """A sandbox started ahead of demand gets the function's code, environment and memory limit."""
     write(
