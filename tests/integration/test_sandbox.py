@@ -433,22 +433,33 @@ def test_provided_runtime_without_bootstrap(backend: bubblewrap.BubblewrapBacken
     assert leftovers(spec.sandbox_id, backend) == []
 
 
+def spare_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="lambdad-spare-"))
+    root.chmod(0o711)
+    return root
+
+
+async def backend_with_a_spare(root: Path) -> bubblewrap.BubblewrapBackend:
+    """A backend under ``root`` that has built its one spare sandbox."""
+    backend = bubblewrap.BubblewrapBackend(root / "sandboxes", spares=1)
+    await backend.start()
+    for _ in range(200):
+        if backend._spares:
+            return backend
+        await asyncio.sleep(0.05)
+    await backend.close()
+    raise AssertionError("no spare sandbox was started")
+
+
 def test_spare_finds_code_with_the_same_mtime_as_its_empty_slot(code_dir: Path) -> None:
     """File times are as coarse as a clock tick: code unpacked in the tick the spare's empty slot
     was made has the slot's mtime, and the import system's listing of the empty /var/task (taken
     by the spare's preload) must not survive the mount. Forced here by giving the code that mtime."""
     write(code_dir, "app.py", "def handler(event, context):\n    return 'found'\n")
-    root = Path(tempfile.mkdtemp(prefix="lambdad-spare-"))
-    root.chmod(0o711)
+    root = spare_root()
 
     async def main() -> None:
-        backend = bubblewrap.BubblewrapBackend(root / "sandboxes", spares=1)
-        await backend.start()
-        for _ in range(200):
-            if backend._spares:
-                break
-            await asyncio.sleep(0.05)
-        assert backend._spares, "no spare sandbox was started"
+        backend = await backend_with_a_spare(root)
         spare = backend._spares[0]
         spare_id = spare.sandbox_id
         await asyncio.sleep(1)  # the spare's agent has preloaded, listing the empty /var/task
@@ -484,17 +495,10 @@ def test_spare_sandbox_specializes_with_the_same_limits(code_dir: Path) -> None:
             return {"var": os.environ.get("SPARE_VAR"), "cwd": os.getcwd(), "files": sorted(os.listdir("."))}
         """,
     )
-    root = Path(tempfile.mkdtemp(prefix="lambdad-spare-"))
-    root.chmod(0o711)
+    root = spare_root()
 
     async def main() -> None:
-        backend = bubblewrap.BubblewrapBackend(root / "sandboxes", spares=1)
-        await backend.start()
-        for _ in range(200):
-            if backend._spares:
-                break
-            await asyncio.sleep(0.05)
-        assert backend._spares, "no spare sandbox was started"
+        backend = await backend_with_a_spare(root)
         spare_id = backend._spares[0].sandbox_id
         spec = spec_for(code_dir, memory=256, env={"SPARE_VAR": "given"})
         env = await Environment.start(backend, spec, 10)
