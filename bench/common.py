@@ -220,11 +220,12 @@ def sandbox_groups(server_pid: int) -> dict[str, list[int]]:
 
 
 def deploy(
-    lam: object, name: str, files: dict[str, str | bytes], timeout: int = 60, memory: int = 128
-) -> None:
-    """Create a Python 3.11 function and wait until it is Active."""
+    lam: object, name: str, files: dict[str, str | bytes], timeout: int = 60, memory: int = 128,
+    runtime: str = "python3.11", handler: str = "handler.handler",
+) -> None:  # fmt: skip
+    """Create a function (Python 3.11 unless told) and wait until it is Active."""
     lam.create_function(  # type: ignore[attr-defined]
-        FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="handler.handler",
+        FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
         Code={"ZipFile": make_zip(files)}, Timeout=timeout, MemorySize=memory,
     )  # fmt: skip
     lam.get_waiter("function_active_v2").wait(  # type: ignore[attr-defined]

@@ -155,6 +155,7 @@ def run(results: Results, work: Path, server: ServerProcess, n: int, seconds: in
         for pct in (50, 99):
             results.add(Figure(SECTION, f"sequential invoke p{pct}, 1769 MB (one vCPU)", percentile(full.samples, pct),
                                "ms", percentile(base.samples, pct), f"floor server, same client, {ROUNDS} alternating rounds"))  # fmt: skip
+        node(results, server, floor_url, n // 4)
         looped, blocking = hops.measure(n)
         results.add(Figure(SECTION, "one hop: frame round trip via a uvloop loop (p50)", looped, "ms", blocking,
                            "same frames, blocking sockets", "a warm invoke makes two such hops (client to "
@@ -173,6 +174,32 @@ def run(results: Results, work: Path, server: ServerProcess, n: int, seconds: in
     finally:
         floor.terminate()
         floor.wait()
+
+
+NODE_NOOP = "export const handler = async () => ({});\n"
+
+
+def node(results: Results, server: ServerProcess, floor_url: str, n: int) -> None:
+    """A Node.js no-op: its runtime is a separate process that speaks the Runtime API (HTTP) to the
+    agent, as on AWS, so this is the Runtime API's own cost. 1769 MB: the runtime's CPU per invoke
+    is far above 128 MB's share, which would measure throttling instead."""
+    if shutil.which("node") is None:
+        results.note(SECTION, "node is not installed: no nodejs20.x figures")
+        return
+    lam = server.client("lambda")
+    deploy(lam, "bench-noop-node", {"index.mjs": NODE_NOOP}, memory=1769, runtime="nodejs20.x",
+           handler="index.handler")  # fmt: skip
+    ours = Side(LeanClient(server.endpoint), invoke_path("bench-noop-node"))
+    base = Side(LeanClient(floor_url, sign=False), invoke_path("bench-noop"))
+    for side in (ours, base):
+        sequential(side.client, side.path, min(100, n))
+    side_by_side([ours, base], n)
+    for side in (ours, base):
+        side.client.close()
+    for pct in (50, 99):
+        results.add(Figure(SECTION, f"sequential invoke p{pct}, nodejs20.x, 1769 MB (n={n})",
+                           percentile(ours.samples, pct), "ms", percentile(base.samples, pct),
+                           f"floor server (Python handler), same client, {ROUNDS} alternating rounds"))  # fmt: skip
 
 
 def throughput(results: Results, server: ServerProcess, floor_url: str, path: str, seconds: int) -> None:
