@@ -393,6 +393,27 @@ def test_node_trace_id_variable_is_fresh_seen_by_children_and_does_not_leak(lam:
     assert child == own and own.startswith("Root=1-") and own not in seen
 
 
+def test_node_large_unicode_event_and_response_round_trip(lam: Any) -> None:
+    """Megabytes each way through the Node bootstrap's Runtime API client: an event that arrives in
+    many reads, characters of several UTF-8 bytes split across them, several invokes in a row."""
+    name = deploy(
+        lam,
+        {
+            "index.mjs": "export const handler = async (event) =>\n"
+            "  ({n: event.text.length, text: event.text + 'é'.repeat(event.extra)});\n"
+        },
+        Runtime="nodejs20.x",
+        Handler="index.handler",
+        MemorySize=512,
+    )
+    text = ("añ€😀b" * 60_000)[:200_000]  # about 600 KB of UTF-8 in the event
+    for extra in (0, 1_000_000, 7):  # the middle answer is 2.6 MB
+        response, body = call(lam, name, {"text": text, "extra": extra})
+        assert "FunctionError" not in response, body
+        assert body["n"] == len(text.encode("utf-16-le")) // 2  # JavaScript counts UTF-16 units
+        assert body["text"] == text + "é" * extra
+
+
 def test_node_error(lam: Any) -> None:
     name = deploy(
         lam,
