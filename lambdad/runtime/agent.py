@@ -744,16 +744,17 @@ def _specialize(header: dict[str, Any]) -> list[str]:
     The function's code was mounted on /var/task by the host after this process started, so the
     working directory is re-entered to see it instead of the empty directory beneath.
     """
-    import importlib
-
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in header.get("env", {}).items()})
     os.chdir(os.environ.get("LAMBDA_TASK_ROOT") or "/var/task")
     # The preload's imports searched the working directory, the empty /var/task, and the import
     # system keeps that listing until the directory's mtime changes. File times are as coarse as a
     # clock tick, so code unpacked in the same tick as the spare's slot was made kept "No module
-    # named 'handler'" (one of 100 in a burst). Forget every listing taken before the mount.
-    importlib.invalidate_caches()
+    # named 'handler'" (one of 100 in a burst). Forget every listing taken before the mount (each
+    # path finder's own invalidate_caches(): importlib's would first import the importlib package).
+    for finder in list(sys.path_importer_cache.values()):
+        if finder is not None and hasattr(finder, "invalidate_caches"):
+            finder.invalidate_caches()
     return [str(a) for a in header["argv"]]
 
 
