@@ -118,6 +118,42 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   invocation, formats the lines and owns the log and metric writes. The event loop's thread would
   then only send, and the readers would ask that process for what it has not written yet.
 
+- **The sandbox's side of an invoke, a third cheaper** (2026-11-23, third session). A 128 MB
+  function has 7.2% of a CPU and the agent's own per-invoke work comes out of it: about 120 us of
+  sandbox CPU per back-to-back invoke, 10% of the wall time, so the function was throttled in every
+  CFS period (p99 21-36 ms). A perf profile of the agent showed JSON, glibc's setenv() and the
+  interpreter spread thin, and the same Python code costing 2-3x its warm-loop time here because
+  each invoke meets cold caches. Changes: INVOKE's frame header is lines instead of JSON (4.2 us to
+  encode in the server and 2.6 us to decode in the sandbox; now 0.4 and 0.6); a frame that fills
+  one read is decoded from that read; the result encoder and the event decoder are made once; the
+  context skips the client-context work when there is none; `_X_AMZN_TRACE_ID` no longer goes
+  through setenv() per invoke (which also leaked 140 bytes per invoke; see the agent's
+  `TraceIdVariable`). In alternating rounds against the commit before: sandbox CPU per invoke
+  120 -> 83 us and 97 -> 73 us, sequential p50 -5 to -7%. In `make bench`: 128 MB p99 3.4 and
+  1.5 ms in two runs (21.6 ms before); sequential p50 2.75x the floor at 128 MB and 2.94x at 1769 MB
+  in the latest run (3.18x and 3.09x before).
+- **The result frame read in the protocol** (same session): the environment's control socket was an
+  asyncio StreamReader, two `readexactly()` calls and their futures per invoke. `FrameChannel` cuts
+  frames out in `data_received` and hands each to the waiting invoke. Against the commit before:
+  sequential p50 -3%; under wrk 2,051 -> 2,201 req/s, server thread 468 -> 436 us per request.
+- **Node.js warm invokes: 87.5 ms -> 1.3 ms** (same session; the new `nodejs20.x` line). Every warm
+  Node invoke took 87-88 ms: the agent's Runtime API server wrote headers and body in two writes,
+  and Nagle's algorithm held the body for the runtime's delayed ACK, 40 ms, twice per invoke. With
+  TCP_NODELAY: 1.84 ms. Then, measured outside a sandbox with the agent and the bootstrap alone
+  (3,000 invokes): header parsing without the email package and one write per reply took the agent
+  from 447-497 to 260-297 us of CPU per invoke (1.54 ms p50), and a lean Runtime API connection in
+  the bootstrap instead of Node's http client took node from 610-670 to 247-293 us (1.30 ms p50).
+  At 128 MB a Node invoke still needs more than its CPU share, so back-to-back invokes are throttled.
+- **Measured and not kept** (same session): reading the sandbox's output pipe and its peak memory
+  after the answer is written instead of before: p50 -0.8%, server CPU -3%, not worth splitting
+  the outcome in two.
+- **Where throughput stands** (same session; `/proc/stat` and per-thread CPU around a 5 s wrk run):
+  the server's thread needs about 440 us per request and is saturated at about 2,200 req/s; all
+  processes together need about 700 us per request while the two CPUs are 75% busy. Perfectly
+  parallel, that is 2 CPUs / 700 us = 2,850 req/s at most, still short of serverless-offline
+  (2,700-3,700 in turns with lambdad) and far from 0.2x the floor. The wrk run uses presigned URLs,
+  whose six query parameters are parsed, unquoted and re-encoded on every request: about 6% more
+  server time than header signing.
 """
 
 MEANINGS = """## What each number means
@@ -130,6 +166,10 @@ MEANINGS = """## What each number means
   and the floor take turns: five rounds of n/5 invokes each, so that this machine's drift (the floor
   alone moves 0.15-0.33 ms over a day) falls on all three alike rather than on whichever ran in a
   slow spell.
+- **nodejs20.x sequential invoke**: the same client against a Node.js no-op (`async () => ({})`)
+  at 1769 MB, in five rounds with the floor (the floor still calls the Python handler: there is no
+  Node floor). Node runs as its own process that speaks the Runtime API over HTTP to the agent, as
+  on AWS, so this line is the Runtime API's cost on top of the Python runtime's.
 - **one hop**: `bench/hops.py`. A child process answers INVOKE frames with RESULT frames (the
   agent's loop without a handler); the p50 round trip of the same frames through a uvloop loop
   (the server's way) and through blocking sockets (the floor), in the same run.
