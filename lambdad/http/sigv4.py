@@ -60,6 +60,8 @@ _QUERY_PARAMS = (
     "X-Amz-Expires",
 )
 
+_PRESIGN_KEYS = {name.encode(): name for name in _QUERY_PARAMS}
+
 _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
 _PATH_SAFE_AND_PERCENT = _UNRESERVED + b"/%"
 #: Unreserved bytes and upper-case %XX escapes only, ...
@@ -93,6 +95,7 @@ class _Auth(NamedTuple):
     signed_headers_raw: str
     signature: str
     presigned: bool
+    expires: str = ""  # X-Amz-Expires of a presigned URL, as sent
 
 
 def verify_request(
@@ -108,7 +111,7 @@ def verify_request(
     header_map = _header_map(headers)
     query = _split_query(query_string)
     auth, amz_date, request_time = _read_auth(header_map, query)
-    _check_time(auth, amz_date, request_time, query, now or datetime.now(UTC))
+    _check_time(auth, amz_date, request_time, now or datetime.now(UTC))
     secret = lookup_secret(auth.access_key_id)
     if secret is None:
         raise UnrecognizedClientException(MSG_UNKNOWN_KEY)
@@ -128,6 +131,8 @@ def verify_request(
     for payload_hash in _payload_hashes(header_map, body, auth.presigned):
         for uri in _candidate_uris(raw_path):
             if _matches(key, amz_date, scope, head + uri + middle + payload_hash, auth.signature):
+                if auth.presigned:
+                    _PresignedForm.unsigned_first = payload_hash == UNSIGNED_PAYLOAD
                 return VerifiedCaller(auth.access_key_id, auth.region, auth.service)
     raise InvalidSignatureException(MSG_MISMATCH)
 
@@ -153,13 +158,14 @@ def _split_query(query_string: bytes) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
-def _query_param(query: list[tuple[bytes, bytes]], name: str) -> str | None:
-    """Return the decoded value of the first query parameter named ``name``, if any."""
-    wanted = name.encode()
+def _presign_params(query: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The decoded values of the presigned-URL parameters present (the first of each), in one pass."""
+    found: dict[str, str] = {}
     for key, value in query:
-        if key == wanted:
-            return unquote_to_bytes(value).decode("utf-8", "replace")
-    return None
+        name = _PRESIGN_KEYS.get(key)
+        if name is not None and name not in found:
+            found[name] = (unquote_to_bytes(value) if b"%" in value else value).decode("utf-8", "replace")
+    return found
 
 
 def _read_auth(header_map: Headers, query: list[tuple[bytes, bytes]]) -> tuple[_Auth, str, datetime]:
@@ -219,8 +225,8 @@ def _date_header(header_map: Headers) -> str | None:
 
 def _parse_query_auth(query: list[tuple[bytes, bytes]]) -> tuple[_Auth, str, datetime]:
     """Parse the presigned-URL parameters; all six are required, as AWS requires them."""
-    values = {name: _query_param(query, name) for name in _QUERY_PARAMS}
-    missing = [f"AWS query-string parameters must include '{n}'." for n, v in values.items() if v is None]
+    values = _presign_params(query)
+    missing = [f"AWS query-string parameters must include '{n}'." for n in _QUERY_PARAMS if n not in values]
     if missing:
         raise IncompleteSignatureException(" ".join(missing) + " Re-examine the query-string parameters.")
     if values["X-Amz-Algorithm"] != ALGORITHM:
@@ -233,7 +239,8 @@ def _parse_query_auth(query: list[tuple[bytes, bytes]]) -> tuple[_Auth, str, dat
         str(values["X-Amz-SignedHeaders"]),
         str(values["X-Amz-Signature"]),
     )
-    return _make_auth(credential, signed, signature, True), amz_date, request_time
+    auth = _make_auth(credential, signed, signature, True)._replace(expires=values["X-Amz-Expires"])
+    return auth, amz_date, request_time
 
 
 def _make_auth(credential: str, signed_headers: str, signature: str, presigned: bool) -> _Auth:
@@ -287,9 +294,7 @@ def _parse_date(value: str) -> tuple[str, datetime]:
 # --- time ----------------------------------------------------------------------------------------
 
 
-def _check_time(
-    auth: _Auth, amz_date: str, request_time: datetime, query: list[tuple[bytes, bytes]], now: datetime
-) -> None:
+def _check_time(auth: _Auth, amz_date: str, request_time: datetime, now: datetime) -> None:
     """Reject a scope dated another day, a clock skew over 5 minutes, or an expired presigned URL."""
     if auth.scope_date != amz_date[:8]:
         raise InvalidSignatureException(
@@ -302,7 +307,7 @@ def _check_time(
             f"{_iso(now + CLOCK_SKEW)} ({_iso(now)} + 5 min.)"
         )
     if auth.presigned:
-        _check_expires(request_time, query, now)
+        _check_expires(request_time, auth.expires, now)
     elif request_time < now - CLOCK_SKEW:
         raise InvalidSignatureException(
             f"Signature expired: {amz_date} is now earlier than "
@@ -310,9 +315,8 @@ def _check_time(
         )
 
 
-def _check_expires(request_time: datetime, query: list[tuple[bytes, bytes]], now: datetime) -> None:
+def _check_expires(request_time: datetime, raw: str, now: datetime) -> None:
     """A presigned URL lives ``X-Amz-Expires`` seconds (1 to a week) from its ``X-Amz-Date``."""
-    raw = _query_param(query, "X-Amz-Expires") or ""
     if not raw.isdigit():
         raise IncompleteSignatureException(f"X-Amz-Expires should be a number, got '{raw}'")
     expires = int(raw)
@@ -381,6 +385,7 @@ def _canonical_query(query: list[tuple[bytes, bytes]], presigned: bool) -> bytes
     return b"&".join(key + b"=" + value for key, value in pairs)
 
 
+@lru_cache(maxsize=4096)  # a presigning client repeats most of its parameters on every request
 def _rfc3986(raw: bytes) -> bytes:
     """Decode then encode with only unreserved characters left bare (``+`` stays a literal plus)."""
     if _CANONICAL_ENCODED.fullmatch(raw) and not _NEEDLESSLY_ENCODED.search(raw):
@@ -412,7 +417,16 @@ def _payload_hashes(header_map: Headers, body: bytes, presigned: bool) -> list[b
     if declared:
         return [declared[0].strip()]
     digest = hashlib.sha256(body).hexdigest().encode() if body else EMPTY_SHA256
-    return [digest, UNSIGNED_PAYLOAD] if presigned else [digest]
+    if not presigned:
+        return [digest]
+    return [UNSIGNED_PAYLOAD, digest] if _PresignedForm.unsigned_first else [digest, UNSIGNED_PAYLOAD]
+
+
+class _PresignedForm:
+    """Which payload hash the last presigned URL verified with, tried first on the next one: the
+    other attempt is a whole second signature. Only the order of the attempts depends on it."""
+
+    unsigned_first = False
 
 
 # --- signing -------------------------------------------------------------------------------------

@@ -465,6 +465,17 @@ def test_presigned_url_s3_style_unsigned_payload() -> None:
     replace(raw, body=b"anything").verify(now=None)  # UNSIGNED-PAYLOAD: the body is not covered
 
 
+def test_presigned_forms_alternating_all_verify() -> None:
+    """The form that verified last is tried first next time: only the order may change, so URLs of
+    both forms, in any order, verify, and a body under a hashed-payload URL is still checked."""
+    hashed, unsigned = presigned(), presigned(s3_style=True)
+    for raw in (unsigned, unsigned, hashed, hashed, unsigned, hashed):
+        assert raw.verify(now=None) == VerifiedCaller(KEY_ID, "us-east-1", "lambda")
+    unsigned.verify(now=None)  # UNSIGNED-PAYLOAD is now tried first ...
+    with pytest.raises(InvalidSignatureException):  # ... and a hashed URL's changed body still fails
+        replace(hashed, body=b"anything").verify(now=None)
+
+
 def test_presigned_url_body_is_signed_when_hashed() -> None:
     with pytest.raises(InvalidSignatureException):
         replace(presigned(), body=b"anything").verify(now=None)
