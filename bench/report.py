@@ -129,9 +129,14 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   context skips the client-context work when there is none; `_X_AMZN_TRACE_ID` no longer goes
   through setenv() per invoke (which also leaked 140 bytes per invoke; see the agent's
   `TraceIdVariable`). In alternating rounds against the commit before: sandbox CPU per invoke
-  120 -> 83 us and 97 -> 73 us, sequential p50 -5 to -7%. In `make bench`: 128 MB p99 3.4 and
-  1.5 ms in two runs (21.6 ms before); sequential p50 2.75x the floor at 128 MB and 2.94x at 1769 MB
-  in the latest run (3.18x and 3.09x before).
+  120 -> 83 us and 97 -> 73 us, sequential p50 -5 to -7%.
+- **Five `make bench` runs of this session's code** (the first two while it was under way, the last
+  three with the sequential path as it is now). Sequential p50 against the floor, 128 MB / 1769 MB: 3.36x / 3.34x,
+  2.98x / 3.22x, 2.75x / 2.94x, 3.41x / 3.27x, 3.08x / 3.14x (the last session's runs: 3.18x /
+  3.09x and 3.4-5.1x). 128 MB p99: 3.44, 1.41, 1.54, 3.6 and 6.65 ms (21.6 ms before). The same
+  code's server CPU per invoke moved between 0.41 and 0.66 ms across these runs and its sandbox
+  CPU between 0.06 and 0.11 ms: this machine's speed drifts by half within the hour, and the
+  alternating rounds take that out of a ratio only as far as the drift is slower than the rounds.
 - **The result frame read in the protocol** (same session): the environment's control socket was an
   asyncio StreamReader, two `readexactly()` calls and their futures per invoke. `FrameChannel` cuts
   frames out in `data_received` and hands each to the waiting invoke. Against the commit before:
@@ -151,9 +156,13 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   the server's thread needs about 440 us per request and is saturated at about 2,200 req/s; all
   processes together need about 700 us per request while the two CPUs are 75% busy. Perfectly
   parallel, that is 2 CPUs / 700 us = 2,850 req/s at most, still short of serverless-offline
-  (2,700-3,700 in turns with lambdad) and far from 0.2x the floor. The wrk run uses presigned URLs,
-  whose six query parameters are parsed, unquoted and re-encoded on every request: about 6% more
-  server time than header signing.
+  (2,700-3,700 in turns with lambdad) and far from 0.2x the floor.
+- **Presigned URLs verified with one signature** (same session): the wrk load uses S3-style presigned
+  URLs (UNSIGNED-PAYLOAD), and verification tried the body's hash first, so every request computed
+  two signatures. The form that verified last is now tried first (only the order of the attempts
+  depends on it), and the six X-Amz-* parameters are read in one pass. Warm loop 55 -> 45 us per
+  verify; under wrk in alternating rounds 1,923 -> 2,187 req/s, server thread 492 -> 440 us per
+  request.
 """
 
 MEANINGS = """## What each number means
