@@ -377,8 +377,8 @@ class TraceIdVariable:
     """_X_AMZN_TRACE_ID, which AWS changes on every invoke.
 
     Through os.environ every new value is a setenv(), and glibc keeps every string setenv() was
-    ever given: 140 bytes per invoke, so a 128 MB function ran out of memory after about a million
-    invokes. After the first ``ADOPT_AFTER`` invokes the variable moves into one buffer of ours that
+    ever given: 140 bytes per invoke, so a 128 MB function would run out of memory after about a
+    million invokes. After the first ``ADOPT_AFTER`` invokes the variable moves into one buffer of ours that
     is handed to putenv() once and rewritten in place; os.environ's own copy is kept in step. If the
     function sets or removes the variable itself, the buffer is handed over again on the next invoke.
     """
@@ -388,6 +388,7 @@ class TraceIdVariable:
 
     def __init__(self) -> None:
         self._invokes = 0
+        self._no_ctypes = False
         self._buffer: Any = None
         self._last: bytes | None = None
 
@@ -419,7 +420,7 @@ class TraceIdVariable:
 
     def _adopt(self) -> bool:
         self._invokes += 1
-        if self._invokes <= self.ADOPT_AFTER:
+        if self._invokes <= self.ADOPT_AFTER or self._no_ctypes:
             return False
         try:
             import ctypes
@@ -428,7 +429,7 @@ class TraceIdVariable:
             putenv.argtypes = [ctypes.c_char_p]
             self._data: dict[bytes, bytes] = os.environ._data  # type: ignore[attr-defined]
         except (ImportError, OSError, AttributeError):
-            self.ADOPT_AFTER = 1 << 62  # no ctypes here: os.environ it is
+            self._no_ctypes = True  # os.environ it is
             return False
         self._putenv = putenv
         self._new_buffer = ctypes.create_string_buffer
