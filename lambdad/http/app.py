@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -70,11 +71,16 @@ def parse_query(raw: bytes) -> dict[str, list[str]]:
             continue
         key, _, value = piece.partition("=")
         if "%" in key or "+" in key:
-            key = unquote_plus(key)
+            key = _unquote_plus(key)
         if "%" in value or "+" in value:
-            value = unquote_plus(value)
+            value = _unquote_plus(value)
         out.setdefault(key, []).append(value)
     return out
+
+
+@lru_cache(maxsize=4096)  # a presigned URL's credential and signed-header list repeat per client
+def _unquote_plus(piece: str) -> str:
+    return unquote_plus(piece)
 
 
 @dataclass

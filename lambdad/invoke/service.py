@@ -465,7 +465,17 @@ def _init_error_lines(failure: InitFailure) -> list[str]:
     return lines
 
 
+_decode_json = json.JSONDecoder().decode
+
+
 def _check_json(payload: bytes) -> None:
+    """AWS refuses a payload that is not JSON. UTF-8 is decoded directly; anything else (a BOM,
+    UTF-16) goes through json.loads, which detects the encoding and words the error."""
+    try:
+        _decode_json(payload.decode())
+        return
+    except ValueError:
+        pass
     try:
         json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
