@@ -131,7 +131,8 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   `TraceIdVariable`). In alternating rounds against the commit before: sandbox CPU per invoke
   120 -> 83 us and 97 -> 73 us, sequential p50 -5 to -7%.
 - **Six `make bench` runs of this session's code** (the first two while it was under way, the
-  last four with the sequential path as it is now; the last, on the final code, in a fast spell).
+  last four after the sandbox and control-socket changes; the last, on the final code, in a fast
+  spell).
   Sequential p50 against the floor, 128 MB / 1769 MB: 3.36x / 3.34x, 2.98x / 3.22x, 2.75x / 2.94x,
   3.41x / 3.27x, 3.08x / 3.14x, 3.41x / 3.33x (the last session's runs: 3.18x / 3.09x and
   3.4-5.1x). 128 MB p99: 3.44, 1.41, 1.54, 3.6, 6.65 and 5.54 ms (21.6 ms before). The same code's
