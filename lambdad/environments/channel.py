@@ -1,7 +1,8 @@
 """The host's end of a sandbox's control socket, as an asyncio protocol.
 
-Every warm invoke reads one frame here, so frames are cut out of the bytes as they arrive and
-handed straight to the waiting invoke: no StreamReader, no readexactly() per frame part.
+Every warm invoke reads one frame here, so frames are cut out of the bytes as they arrive
+(``protocol.FrameSplitter``, as the agent's reader does) and handed straight to the waiting
+invoke: no StreamReader, no readexactly() per frame part.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 from lambdad.runtime import protocol as P
 
 Frame = tuple[int, dict[str, Any], bytes]
-_PREFIX = 4
 
 
 class FrameChannel(asyncio.Protocol):
@@ -21,7 +21,7 @@ class FrameChannel(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
+        self._splitter = P.FrameSplitter()
         self._frames: deque[Frame] = deque()
         self._waiter: asyncio.Future[Frame | None] | None = None
         self._ended = False
@@ -41,21 +41,11 @@ class FrameChannel(asyncio.Protocol):
         if self._ended:
             return
         try:
-            if (
-                not self._buffer
-                and len(data) > _PREFIX
-                and _PREFIX + P.frame_length(data[:_PREFIX]) == len(data)
-            ):
-                self._deliver(P.decode_at(data, _PREFIX))  # the usual case: one whole frame per read
+            frame = self._splitter.whole(data)
+            if frame is not None:
+                self._deliver(frame)
                 return
-            buf = self._buffer
-            buf += data
-            while len(buf) >= _PREFIX:
-                end = _PREFIX + P.frame_length(buf[:_PREFIX])
-                if len(buf) < end:
-                    break
-                frame = P.decode(buf[_PREFIX:end])
-                del buf[:end]
+            for frame in self._splitter.feed(data):
                 self._deliver(frame)
         except P.FrameError:
             self.end()
@@ -87,7 +77,7 @@ class FrameChannel(asyncio.Protocol):
     def end(self) -> None:
         """No frame after this one: the reader gets None (a killed sandbox, a broken stream)."""
         self._ended = True
-        self._buffer.clear()
+        self._splitter.buffer.clear()
         self._wake(None)
 
     def close(self) -> None:

@@ -78,9 +78,8 @@ def parse_query(raw: bytes) -> dict[str, list[str]]:
     return out
 
 
-@lru_cache(maxsize=4096)  # a presigned URL's credential and signed-header list repeat per client
-def _unquote_plus(piece: str) -> str:
-    return unquote_plus(piece)
+#: A presigned URL's credential and signed-header list come again with every request of a client.
+_unquote_plus = lru_cache(maxsize=4096)(unquote_plus)
 
 
 @dataclass

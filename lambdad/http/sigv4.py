@@ -233,20 +233,18 @@ def _parse_query_auth(query: list[tuple[bytes, bytes]]) -> tuple[_Auth, str, dat
         raise IncompleteSignatureException(
             f"X-Amz-Algorithm only supports '{ALGORITHM}', got '{values['X-Amz-Algorithm']}'."
         )
-    amz_date, request_time = _parse_date(str(values["X-Amz-Date"]))
-    credential, signed, signature = (
-        str(values["X-Amz-Credential"]),
-        str(values["X-Amz-SignedHeaders"]),
-        str(values["X-Amz-Signature"]),
-    )
-    auth = _make_auth(credential, signed, signature, True)._replace(expires=values["X-Amz-Expires"])
+    amz_date, request_time = _parse_date(values["X-Amz-Date"])
+    auth = _make_auth(values["X-Amz-Credential"], values["X-Amz-SignedHeaders"], values["X-Amz-Signature"],
+                      True, values["X-Amz-Expires"])  # fmt: skip
     return auth, amz_date, request_time
 
 
-def _make_auth(credential: str, signed_headers: str, signature: str, presigned: bool) -> _Auth:
+def _make_auth(
+    credential: str, signed_headers: str, signature: str, presigned: bool, expires: str = ""
+) -> _Auth:
     """Validate the credential scope and signed-header list shared by both forms."""
     key_id, scope_date, region, service, names, names_raw = _scope(credential, signed_headers)
-    return _Auth(key_id, scope_date, region, service, names, names_raw, signature, presigned)
+    return _Auth(key_id, scope_date, region, service, names, names_raw, signature, presigned, expires)
 
 
 @lru_cache(maxsize=1024)  # a client signs many requests with the same credential and header list

@@ -40,6 +40,7 @@ from lambdad.invoke import loglines
 from lambdad.invoke.concurrency import Throttled
 from lambdad.observe.metering import Meter
 from lambdad.observe.metrics import MetricStore
+from lambdad.runtime.protocol import json_loads
 from lambdad.sandbox.base import SandboxBackend, SandboxSpec
 from lambdad.store.base import FunctionRecord
 from lambdad.store.opt_trees import OptTrees
@@ -465,19 +466,9 @@ def _init_error_lines(failure: InitFailure) -> list[str]:
     return lines
 
 
-_decode_json = json.JSONDecoder().decode
-
-
 def _check_json(payload: bytes) -> None:
-    """AWS refuses a payload that is not JSON. UTF-8 is decoded directly; anything else (a BOM,
-    UTF-16) goes through json.loads, which detects the encoding and words the error."""
     try:
-        _decode_json(payload.decode())
-        return
-    except ValueError:
-        pass
-    try:
-        json.loads(payload)
+        json_loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequestContentException(
             f"Could not parse request body into json: Could not parse payload into json: {exc}"

@@ -60,8 +60,6 @@ class Channel:
 
 
 def error_json(message: str, error_type: str, request_id: str = "", trace: list[str] | None = None) -> bytes:
-    import json
-
     doc = {
         "errorMessage": message,
         "errorType": error_type,
@@ -238,7 +236,7 @@ class _RequestState:
     request_id = ""
 
     def __init__(self) -> None:
-        self.trace_id = TraceIdVariable()
+        self.trace_variable = TraceIdVariable()
 
 
 def setup_logging(state: _RequestState) -> None:
@@ -275,8 +273,6 @@ def _json_default(obj: Any) -> Any:
 #: Made once: json.dumps with ``default=`` builds a new encoder on every call. The output is
 #: json.dumps's: the same separators and ASCII escapes.
 _encode_result = json.JSONEncoder(default=_json_default).encode
-#: An event is UTF-8 JSON; json.loads would also sniff the encoding of every payload first.
-_decode_event = json.JSONDecoder().decode
 
 
 def marshal(result: Any) -> bytes:
@@ -292,12 +288,9 @@ def unmarshal(body: bytes) -> Any:
     if not body:
         return {}
     try:
-        return _decode_event(body.decode())
-    except ValueError:  # not UTF-8 (or a BOM): json.loads detects the encoding, or says what is wrong
-        try:
-            return json.loads(body)
-        except ValueError as e:
-            raise Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {e}") from e
+        return P.json_loads(body)
+    except ValueError as e:
+        raise Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {e}") from e
 
 
 def run_python(channel: Channel, handler_name: str) -> None:
@@ -328,7 +321,7 @@ def invoke_python(
     every invoke comes out of that share (docs/performance.md)."""
     request_id = header["request_id"]
     state.request_id = request_id
-    state.trace_id.set(header.get("trace_id"))
+    state.trace_variable.set(header.get("trace_id"))
     try:
         event = unmarshal(body)
         client_context = header.get("client_context")
@@ -360,8 +353,6 @@ def send_error(channel: Channel, request_id: str, error_type: str, body: bytes) 
 
 
 def _parse(value: Any) -> Any:
-    import json
-
     if not value:
         return None
     try:
@@ -385,6 +376,8 @@ class TraceIdVariable:
 
     #: ctypes takes 2 ms to import where the spare sandbox has not preloaded it: not on a first invoke.
     ADOPT_AFTER = 64
+    _KEY = TRACE_ID_VAR.encode()  # as os.environ keeps it
+    _ENTRY = _KEY + b"="
 
     def __init__(self) -> None:
         self._invokes = 0
@@ -401,21 +394,21 @@ class TraceIdVariable:
             return
         data = self._data
         if not trace_id:
-            if self._key in data:
+            if self._KEY in data:
                 os.environ.pop(TRACE_ID_VAR, None)  # unsetenv() takes our buffer out of the environment
             self._last = None
             return
         value = trace_id.encode()
-        entry = self._prefix + value
+        entry = self._ENTRY + value
         if len(entry) >= len(self._buffer):
             self._buffer = self._new_buffer(2 * len(entry))
             self._last = None
         # Ours is in the environment unless it never was, was removed, or the function set its own.
-        installed = self._last is not None and data.get(self._key) is self._last
+        installed = self._last is not None and data.get(self._KEY) is self._last
         self._buffer.value = entry
         if not installed:
             self._putenv(self._buffer)
-        data[self._key] = value
+        data[self._KEY] = value
         self._last = value
 
     def _adopt(self) -> bool:
@@ -433,8 +426,6 @@ class TraceIdVariable:
             return False
         self._putenv = putenv
         self._new_buffer = ctypes.create_string_buffer
-        self._key = TRACE_ID_VAR.encode()
-        self._prefix = self._key + b"="
         self._buffer = self._new_buffer(256)
         return True
 
@@ -521,8 +512,6 @@ class RuntimeApi:
 
 
 def _error_message(body: bytes) -> str:
-    import json
-
     try:
         doc = json.loads(body)
         return str(doc.get("errorMessage", "")) if isinstance(doc, dict) else ""
@@ -570,7 +559,6 @@ def _parse_headers(fp: Any, _class: Any = None) -> _Headers:
 
 def make_http_handler(api: RuntimeApi) -> Any:
     import http.server
-    import json
 
     prefix = "/2018-06-01/runtime/"
 
@@ -682,8 +670,6 @@ def _b64_or(value: str | None, default: bytes) -> bytes:
 
 
 def _body_error_type(body: bytes) -> str | None:
-    import json
-
     try:
         doc = json.loads(body)
     except ValueError:
@@ -733,8 +719,8 @@ def run_api(channel: Channel, command: list[str]) -> None:
 
 def _preload() -> None:
     """Import what every Python invoke needs while the sandbox waits for its function (the zygote
-    idea): after specialization only the user's own code is left to import."""
-    import json  # noqa: F401
+    idea): after specialization only the user's own code is left to import (json came with the
+    frame protocol)."""
     import logging  # noqa: F401
     import traceback  # noqa: F401
 

@@ -13,6 +13,7 @@ import struct
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the agent imports this module inside every sandbox: keep typing out of it
+    from collections.abc import Iterator
     from typing import Any
 
 INIT = 1  # host -> agent: start the runtime (everything it needs is in the environment)
@@ -34,6 +35,16 @@ _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _DECODE = json.JSONDecoder().decode
 _KIND_HLEN = struct.Struct(">BI")
 _FRAME_HEAD = struct.Struct(">IBI")  # the length prefix, kind and header length in one pack
+
+
+def json_loads(data: bytes) -> Any:
+    """``json.loads(data)``, decoding UTF-8 directly first: json.loads would sniff the encoding of
+    every payload. Anything else (a BOM, UTF-16) and any error go through json.loads itself, so what
+    is accepted and how a failure is worded stay json.loads's. Both ends check invoke payloads."""
+    try:
+        return _DECODE(data.decode())
+    except ValueError:
+        return json.loads(data)
 
 
 class FrameError(Exception):
@@ -122,35 +133,65 @@ def decode_at(data: bytes | bytearray, pos: int) -> tuple[int, dict[str, Any], b
     return kind, header, bytes(data[start + hlen :])
 
 
+class FrameSplitter:
+    """Cuts whole frames out of a byte stream as it arrives. The agent's blocking reader and the
+    host's asyncio protocol both read through one."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def whole(self, data: bytes) -> tuple[int, dict[str, Any], bytes] | None:
+        """The usual case, checked first: ``data`` is exactly one frame and none is begun, so it is
+        decoded from the read itself. None otherwise (then ``feed`` it)."""
+        if self.buffer or len(data) <= _PREFIX.size:
+            return None
+        if _PREFIX.size + frame_length(data[: _PREFIX.size]) != len(data):
+            return None
+        return decode_at(data, _PREFIX.size)
+
+    def feed(self, data: bytes) -> Iterator[tuple[int, dict[str, Any], bytes]]:
+        """The frames ``data`` completes, in order, each cut out when asked for (so a broken frame
+        raises only after the whole ones before it); a partial frame waits for the next feed."""
+        buf = self.buffer
+        buf += data
+        while len(buf) >= _PREFIX.size:
+            end = _PREFIX.size + frame_length(buf[: _PREFIX.size])
+            if len(buf) < end:
+                return
+            frame = decode(buf[_PREFIX.size : end])
+            del buf[:end]
+            yield frame
+
+    def missing(self) -> int:
+        """Bytes still to come of the frame begun in the buffer."""
+        buf = self.buffer
+        if len(buf) < _PREFIX.size:
+            return _PREFIX.size - len(buf)
+        return _PREFIX.size + frame_length(buf[: _PREFIX.size]) - len(buf)
+
+
 class BlockingReader:
-    """Frames from a blocking socket. Reads ahead into a buffer, so a small frame costs one
-    ``recv()`` rather than one for its length and one for the rest (the agent's per-invoke read)."""
+    """Frames from a blocking socket. Reads ahead, so a small frame costs one ``recv()`` rather
+    than one for its length and one for the rest (the agent's per-invoke read)."""
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
-        self._buffer = bytearray()
+        self._splitter = FrameSplitter()
+        self._pending: Iterator[tuple[int, dict[str, Any], bytes]] | None = None
 
     def recv(self) -> tuple[int, dict[str, Any], bytes] | None:
         """The next frame; None at a clean end of stream."""
-        buf = self._buffer
-        if not buf:  # the usual case, one whole frame per read: decoded from it as it came
-            chunk = self.sock.recv(1 << 16)
-            if len(chunk) > _PREFIX.size and _PREFIX.size + frame_length(chunk[: _PREFIX.size]) == len(chunk):
-                return decode_at(chunk, _PREFIX.size)
-            if not chunk:
-                return None
-            buf += chunk
-        need = _PREFIX.size
+        splitter = self._splitter
         while True:
-            if len(buf) >= _PREFIX.size:
-                need = _PREFIX.size + frame_length(buf[: _PREFIX.size])
-                if len(buf) >= need:
-                    frame = decode(buf[_PREFIX.size : need])
-                    del buf[:need]
+            if self._pending is not None:
+                if (frame := next(self._pending, None)) is not None:
                     return frame
-            chunk = self.sock.recv(max(need - len(buf), 1 << 16))
+                self._pending = None
+            chunk = self.sock.recv(max(splitter.missing(), 1 << 16) if splitter.buffer else 1 << 16)
             if not chunk:
-                if buf:
+                if splitter.buffer:
                     raise FrameError("stream ended inside a frame")
                 return None
-            buf += chunk
+            if (frame := splitter.whole(chunk)) is not None:
+                return frame
+            self._pending = splitter.feed(chunk)

@@ -271,7 +271,6 @@ class RuntimeClient {
     const socket = net.connect({ host: this.hostname, port: this.port });
     socket.setNoDelay(true);
     this.socket = socket;
-    this.pending = [];
     this.chunks = [];
     this.size = 0;
     this.needed = 0;
