@@ -3,10 +3,9 @@
 Functions' output reaches the store through ``append``, which only buffers in memory: the invoke
 path never waits on a disk write. A background task writes the buffer in one transaction every
 ~100 ms (sooner when 1000 events are pending), creating groups and streams on first write, as
-Lambda does with ``/aws/lambda/<name>``. All writes run on one thread with one connection (SQLite
-has one writer anyway); reads run on a second thread with its own connection, which WAL lets read
-while a batch is being written. The writer thread runs at a lower priority while it keeps up (see
-``WriterPriority``), and inserts a batch's rows a chunk per statement.
+Lambda does with ``/aws/lambda/<name>``. All writes run in the writer process (``logwriter``),
+handed to it in order by one thread (SQLite has one writer anyway); reads run on a second thread
+with its own connection, which WAL lets read while a batch is being written.
 
 Events are ordered by (timestamp, rowid). GetLogEvents' tokens are cursors between two events,
 spelled like AWS's (``f/<56 digits>/s``): the event key just after the cursor, so a forward token
@@ -18,135 +17,49 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import functools
 import json
 import logging
-import os
 import re
-import resource
 import sqlite3
 import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from lambdad import tasks
-from lambdad.http.errors import (
-    InvalidParameterException,
-    ResourceAlreadyExistsException,
-    ResourceNotFoundException,
-)
+from lambdad.http.errors import InvalidParameterException
 from lambdad.observe.filter_pattern import Matcher, compile_pattern
-from lambdad.store import sqlite_files
+from lambdad.observe.logwriter import (
+    DAY_MS,
+    WriterProcess,
+    connect,
+    group_id_of,
+    size_of,
+    stream_id_of,
+)
 
 log = logging.getLogger("lambdad.logs")
 T = TypeVar("T")
 Json = dict[str, Any]
 Key = tuple[int, int]
 
-DAY_MS = 86_400_000
-HOUR_MS = 3_600_000
-RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)  # fmt: skip
 FLUSH_INTERVAL_S = 0.1
 FLUSH_THRESHOLD = 1000
 #: Past this many buffered events (a disk far slower than the functions) new ones are dropped, counted.
 MAX_BUFFERED = 500_000
-#: The writer thread's nice value while it keeps up. Storing log lines is background work: on a
-#: 2-CPU machine under 32-connection load, the writer at nice 0 took 4-11% of the invoke throughput
-#: from the event loop's thread (A/B in alternating rounds, docs/performance.md).
-WRITER_NICE = 10
-#: A batch this large (about 3 s of log lines at 2,000 invokes/s) means the writer has fallen
-#: behind: it is written at normal priority, so a busy machine cannot starve log storage.
-CATCH_UP_EVENTS = 20_000
-#: Rows per INSERT statement: 128 rows of 5 values stay under SQLite's oldest parameter limit (999).
-INSERT_CHUNK = 128
 PAGE_BYTES = 1_048_576
 EVENT_OVERHEAD = 26
 #: Rows one FilterLogEvents call examines before answering with what it has and a nextToken, as AWS does.
 SCAN_BUDGET = 200_000
 SCAN_CHUNK = 2_000
-TOO_OLD_MS = 14 * DAY_MS
-TOO_NEW_MS = 2 * HOUR_MS
+RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)  # fmt: skip
 
-_GROUP_MISSING = "The specified log group does not exist."
-_STREAM_MISSING = "The specified log stream does not exist."
 _BAD_TOKEN = "The specified nextToken is invalid."
 _EVENT_TOKEN = re.compile(r"^([fb])/(\d{20})(\d{36})/s$")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS groups (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created INTEGER NOT NULL,
-    retention INTEGER,
-    class TEXT NOT NULL DEFAULT 'STANDARD',
-    stored_bytes INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS streams (
-    id INTEGER PRIMARY KEY,
-    group_id INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    created INTEGER NOT NULL,
-    first_ts INTEGER,
-    last_ts INTEGER,
-    last_ingest INTEGER,
-    seq INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (group_id, name)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    group_id INTEGER NOT NULL,
-    stream_id INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    ingest INTEGER NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_stream ON events (stream_id, ts, id);
-CREATE INDEX IF NOT EXISTS events_by_group ON events (group_id, ts, id);
-"""
-
-
-class WriterPriority:
-    """The log writer thread's scheduling priority: WRITER_NICE while batches are small, normal for a
-    batch that shows a backlog. Made and used on the writer thread: on Linux a thread's nice value
-    is its own. It stays at normal priority where it could not be raised back (neither root nor an
-    RLIMIT_NICE that allows it), so that lowering it can never become permanent."""
-
-    def __init__(self) -> None:
-        self.nice = os.getpriority(os.PRIO_PROCESS, 0)
-        self.enabled = self.nice == 0 and _may_raise_priority()
-
-    def before_batch(self, events: int) -> None:
-        if not self.enabled:
-            return
-        wanted = 0 if events >= CATCH_UP_EVENTS else WRITER_NICE
-        if wanted != self.nice:
-            try:
-                os.setpriority(os.PRIO_PROCESS, 0, wanted)
-            except OSError as exc:  # only if the server lost its privileges since it started
-                log.warning(
-                    "cannot change the log writer's priority", extra={"nice": wanted, "error": str(exc)}
-                )
-                self.enabled = False
-                return
-            self.nice = wanted
-
-
-def _may_raise_priority() -> bool:
-    if os.geteuid() == 0:
-        return True
-    soft = resource.getrlimit(resource.RLIMIT_NICE)[0]
-    return soft == resource.RLIM_INFINITY or soft >= 20  # the ceiling is 20 - soft
-
-
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    return sqlite_files.connect(path, _SCHEMA, readonly=readonly, same_thread=True)
-
-
-def _size(message: str) -> int:
-    return len(message.encode("utf-8", "surrogatepass"))
+_size = size_of
+_group_id = group_id_of
+_stream_id = stream_id_of
 
 
 def encode_token(value: Any) -> str:
@@ -196,13 +109,13 @@ class LogStore:
         self._arn_prefix = f"arn:aws:logs:{region}:{account}:log-group:"
         self._clock = clock
         self._purge_interval_s = purge_interval_s
+        connect(path, False).close()  # the schema, before the reader opens the file
+        self.writer = WriterProcess(path)
+        self.writer.start()
+        #: Hands operations to the writer process one at a time, in the order they were asked for.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logs-writer")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logs-reader")
-        self._wconn: sqlite3.Connection = self._writer.submit(_connect, path, False).result()
-        self._priority: WriterPriority = self._writer.submit(WriterPriority).result()
-        self._rconn: sqlite3.Connection = self._reader.submit(_connect, path, True).result()
-        #: (group, stream) -> (group id, stream id); touched only on the writer thread.
-        self._ids: dict[tuple[str, str], tuple[int, int]] = {}
+        self._rconn: sqlite3.Connection = self._reader.submit(connect, path, True).result()
         self._pending: list[tuple[str, str, int, str]] = []
         self._dropped = 0
         self._wake: asyncio.Event | None = None
@@ -224,7 +137,7 @@ class LogStore:
         self._closed = True
         await tasks.stop(self._task)
         await self.flush()
-        await self._write(lambda conn: conn.close())
+        await asyncio.get_running_loop().run_in_executor(self._writer, self.writer.close)
         await self._read(lambda conn: conn.close())
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
@@ -246,8 +159,9 @@ class LogStore:
             except Exception:
                 log.exception("writing log events failed")
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, self._wconn)
+    async def _write(self, op: str, *args: Any) -> Any:
+        """Run the writer process's ``op`` (a ``logwriter.Writer`` method) after every earlier one."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self.writer.call, op, *args)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._reader, fn, self._rconn)
@@ -272,37 +186,7 @@ class LogStore:
             self._dropped = 0
         if batch:
             # Swapping and submitting with no await between keeps batches in append order.
-            await self._write(lambda conn: self._write_batch(conn, batch))
-
-    def _write_batch(self, conn: sqlite3.Connection, batch: list[tuple[str, str, int, str]]) -> None:
-        self._priority.before_batch(len(batch))
-        by_stream: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
-        for group, stream, ts, message in batch:
-            by_stream[group, stream].append((ts, message))
-        now = self.now_ms()
-        with _transaction(conn):
-            for (group, stream), events in by_stream.items():
-                group_id, stream_id = self._ensure_stream(conn, group, stream, now)
-                _insert_events(conn, group_id, stream_id, events, now)
-
-    def _ensure_stream(self, conn: sqlite3.Connection, group: str, stream: str, now: int) -> tuple[int, int]:
-        ids = self._ids.get((group, stream))
-        if ids is None:
-            conn.execute("INSERT OR IGNORE INTO groups (name, created) VALUES (?, ?)", (group, now))
-            group_id = conn.execute("SELECT id FROM groups WHERE name = ?", (group,)).fetchone()[0]
-            conn.execute(
-                "INSERT OR IGNORE INTO streams (group_id, name, created) VALUES (?, ?, ?)",
-                (group_id, stream, now),
-            )
-            stream_id = conn.execute(
-                "SELECT id FROM streams WHERE group_id = ? AND name = ?", (group_id, stream)
-            ).fetchone()[0]
-            ids = self._ids[group, stream] = (group_id, stream_id)
-        return ids
-
-    def _forget(self, group: str, stream: str | None = None) -> None:
-        for key in [k for k in self._ids if k[0] == group and (stream is None or k[1] == stream)]:
-            del self._ids[key]
+            await self._write("write_batch", batch, self.now_ms())
 
     # --- groups -----------------------------------------------------------------------------------
 
@@ -325,27 +209,10 @@ class LogStore:
         return name
 
     async def create_log_group(self, name: str, log_group_class: str | None = None) -> None:
-        def create(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute(
-                    "INSERT INTO groups (name, created, class) VALUES (?, ?, ?)",
-                    (name, self.now_ms(), log_group_class or "STANDARD"),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise ResourceAlreadyExistsException("The specified log group already exists") from exc
-
-        await self._write(create)
+        await self._write("create_group", name, log_group_class, self.now_ms())
 
     async def delete_log_group(self, name: str) -> None:
-        def delete(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
-                group_id = _group_id(conn, name)
-                conn.execute("DELETE FROM events WHERE group_id = ?", (group_id,))
-                conn.execute("DELETE FROM streams WHERE group_id = ?", (group_id,))
-                conn.execute("DELETE FROM groups WHERE id = ?", (group_id,))
-            self._forget(name)
-
-        await self._write(delete)
+        await self._write("delete_group", name)
 
     async def put_retention_policy(self, name: str, days: int) -> None:
         if days not in RETENTION_DAYS:
@@ -360,11 +227,7 @@ class LogStore:
         await self._set_retention(name, None)
 
     async def _set_retention(self, name: str, days: int | None) -> None:
-        def update(conn: sqlite3.Connection) -> None:
-            if conn.execute("UPDATE groups SET retention = ? WHERE name = ?", (days, name)).rowcount == 0:
-                raise ResourceNotFoundException(_GROUP_MISSING)
-
-        await self._write(update)
+        await self._write("set_retention", name, days)
 
     async def describe_log_groups(
         self, prefix: str | None, pattern: str | None, token: str | None, limit: int | None
@@ -407,27 +270,10 @@ class LogStore:
     # --- streams ----------------------------------------------------------------------------------
 
     async def create_log_stream(self, group: str, stream: str) -> None:
-        def create(conn: sqlite3.Connection) -> None:
-            group_id = _group_id(conn, group)
-            try:
-                conn.execute(
-                    "INSERT INTO streams (group_id, name, created) VALUES (?, ?, ?)",
-                    (group_id, stream, self.now_ms()),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise ResourceAlreadyExistsException("The specified log stream already exists") from exc
-
-        await self._write(create)
+        await self._write("create_stream", group, stream, self.now_ms())
 
     async def delete_log_stream(self, group: str, stream: str) -> None:
-        def delete(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
-                _, stream_id = _stream_id(conn, group, stream)
-                conn.execute("DELETE FROM events WHERE stream_id = ?", (stream_id,))
-                conn.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
-            self._forget(group, stream)
-
-        await self._write(delete)
+        await self._write("delete_stream", group, stream)
 
     async def describe_log_streams(
         self,
@@ -473,24 +319,11 @@ class LogStore:
     async def put_log_events(self, group: str, stream: str, events: Sequence[Mapping[str, Any]]) -> Json:
         batch = [(int(e["timestamp"]), str(e["message"])) for e in events]
         _check_batch(batch)
-        now = self.now_ms()
-
-        def put(conn: sqlite3.Connection) -> Json:
-            with _transaction(conn):
-                group_id, stream_id = _stream_id(conn, group, stream)
-                retention = conn.execute("SELECT retention FROM groups WHERE id = ?", (group_id,)).fetchone()[
-                    0
-                ]
-                accepted, rejected = _split_rejected(batch, now, retention)
-                _insert_events(conn, group_id, stream_id, accepted, now)
-                conn.execute("UPDATE streams SET seq = seq + 1 WHERE id = ?", (stream_id,))
-                seq = conn.execute("SELECT seq FROM streams WHERE id = ?", (stream_id,)).fetchone()[0]
-            out: Json = {"nextSequenceToken": _sequence_token(seq)}
-            if rejected:
-                out["rejectedLogEventsInfo"] = rejected
-            return out
-
-        return await self._write(put)
+        seq, rejected = await self._write("put_events", group, stream, batch, self.now_ms())
+        out: Json = {"nextSequenceToken": _sequence_token(seq)}
+        if rejected:
+            out["rejectedLogEventsInfo"] = rejected
+        return out
 
     async def get_log_events(
         self,
@@ -553,95 +386,10 @@ class LogStore:
 
     async def purge_expired(self) -> int:
         """Delete events older than their group's retention; returns how many were deleted."""
-        now = self.now_ms()
-
-        def purge(conn: sqlite3.Connection) -> int:
-            deleted = 0
-            groups = conn.execute("SELECT id, retention FROM groups WHERE retention IS NOT NULL").fetchall()
-            for group_id, days in groups:
-                with _transaction(conn):
-                    cutoff = now - days * DAY_MS
-                    cur = conn.execute("DELETE FROM events WHERE group_id = ? AND ts < ?", (group_id, cutoff))
-                    if cur.rowcount:
-                        deleted += cur.rowcount
-                        _recount(conn, group_id)
-            return deleted
-
-        return await self._write(purge)
+        return int(await self._write("purge", self.now_ms()))
 
 
 # --- helpers run on the store's threads -----------------------------------------------------------
-
-
-_transaction = sqlite_files.transaction
-
-
-def _group_id(conn: sqlite3.Connection, name: str) -> int:
-    row = conn.execute("SELECT id FROM groups WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        raise ResourceNotFoundException(_GROUP_MISSING)
-    return int(row[0])
-
-
-def _stream_id(conn: sqlite3.Connection, group: str, stream: str) -> tuple[int, int]:
-    group_id = _group_id(conn, group)
-    row = conn.execute(
-        "SELECT id FROM streams WHERE group_id = ? AND name = ?", (group_id, stream)
-    ).fetchone()
-    if row is None:
-        raise ResourceNotFoundException(_STREAM_MISSING)
-    return group_id, int(row[0])
-
-
-def _insert_events(
-    conn: sqlite3.Connection, group_id: int, stream_id: int, events: Sequence[tuple[int, str]], now: int
-) -> None:
-    if not events:
-        return
-    _insert_rows(conn, group_id, stream_id, events, now)
-    first = min(ts for ts, _ in events)
-    last = max(ts for ts, _ in events)
-    conn.execute(
-        "UPDATE streams SET first_ts = min(coalesce(first_ts, ?), ?), last_ts = max(coalesce(last_ts, ?), ?),"
-        " last_ingest = ? WHERE id = ?",
-        (first, first, last, last, now, stream_id),
-    )
-    size = sum(_size(message) for _, message in events)
-    conn.execute("UPDATE groups SET stored_bytes = stored_bytes + ? WHERE id = ?", (size, group_id))
-
-
-def _insert_rows(
-    conn: sqlite3.Connection, group_id: int, stream_id: int, events: Sequence[tuple[int, str]], now: int
-) -> None:
-    """Insert event rows a chunk per statement: executemany steps once per row. Chunks come in
-    power-of-two sizes, so the few statement texts stay in the connection's statement cache."""
-    start = 0
-    while start < len(events):
-        size = min(INSERT_CHUNK, 1 << ((len(events) - start).bit_length() - 1))
-        values: list[int | str] = []
-        for ts, message in events[start : start + size]:
-            values += (group_id, stream_id, ts, now, message)
-        conn.execute(_insert_sql(size), values)
-        start += size
-
-
-@functools.cache
-def _insert_sql(rows: int) -> str:
-    values = ", ".join(["(?, ?, ?, ?, ?)"] * rows)
-    return f"INSERT INTO events (group_id, stream_id, ts, ingest, message) VALUES {values}"
-
-
-def _recount(conn: sqlite3.Connection, group_id: int) -> None:
-    conn.execute(
-        "UPDATE groups SET stored_bytes = (SELECT coalesce(sum(length(CAST(message AS BLOB))), 0)"
-        " FROM events WHERE group_id = ?) WHERE id = ?",
-        (group_id, group_id),
-    )
-    conn.execute(
-        "UPDATE streams SET first_ts = (SELECT min(ts) FROM events WHERE stream_id = streams.id)"
-        " WHERE group_id = ?",
-        (group_id,),
-    )
 
 
 def _check_batch(batch: Sequence[tuple[int, str]]) -> None:
@@ -656,25 +404,6 @@ def _check_batch(batch: Sequence[tuple[int, str]]) -> None:
     size = sum(_size(message) + EVENT_OVERHEAD for _, message in batch)
     if size > PAGE_BYTES:
         raise InvalidParameterException(f"Upload too large: {size} bytes exceeds limit of {PAGE_BYTES}")
-
-
-def _split_rejected(
-    batch: Sequence[tuple[int, str]], now: int, retention: int | None
-) -> tuple[Sequence[tuple[int, str]], Json]:
-    """Keep the events AWS accepts; say which it rejects (the batch is in timestamp order)."""
-    rejected: Json = {}
-    too_old = [i for i, (ts, _) in enumerate(batch) if ts < now - TOO_OLD_MS]
-    expired = [i for i, (ts, _) in enumerate(batch) if retention and ts < now - retention * DAY_MS]
-    too_new = [i for i, (ts, _) in enumerate(batch) if ts > now + TOO_NEW_MS]
-    if too_new:
-        rejected["tooNewLogEventStartIndex"] = too_new[0]
-    if too_old:
-        rejected["tooOldLogEventEndIndex"] = too_old[-1]
-    if expired:
-        rejected["expiredLogEventEndIndex"] = expired[-1]
-    first = max(too_old + expired, default=-1) + 1
-    last = too_new[0] if too_new else len(batch)
-    return batch[first:last], rejected
 
 
 def _streams_query(

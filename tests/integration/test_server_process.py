@@ -263,3 +263,46 @@ def test_mounts_of_a_killed_server_are_swept_at_the_next_start(new_server: Any, 
     again = new_server(killed_data)  # the killed server's data is intact; its runtime is rebuilt
     lam = again.client("lambda")
     assert json.loads(lam.invoke(FunctionName="mounted", Payload=b'{"k": 1}')["Payload"].read()) == {"k": 1}
+
+
+def _log_writers(data_dir: Path) -> list[int]:
+    """Pids of the log writer processes that write ``data_dir``'s log store."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if b"lambdad.observe.logwriter" in argv and str(data_dir / "logs.db").encode() in argv:
+                    found.append(int(entry.name))
+    return found
+
+
+def _gone(pids: list[int], within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{pid}").exists() for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_the_log_writer_process_ends_with_the_server(new_server: Any, tmp_path: Path, sig: int) -> None:
+    data = tmp_path / "data"
+    server = new_server(data)
+    lam = server.client("lambda")
+    lam.create_function(**create_kwargs("writes-logs", PY_ECHO))
+    lam.get_waiter("function_active_v2").wait(FunctionName="writes-logs", WaiterConfig={"Delay": 0.1})
+    assert lam.invoke(FunctionName="writes-logs", Payload=b"{}")["StatusCode"] == 200
+    time.sleep(0.5)  # the invoke's log lines are committed (a kill loses what is only buffered)
+    writers = _log_writers(data)
+    assert len(writers) == 1
+    server.stop(sig)
+    assert _gone(writers, 10.0), "the log writer outlived its server"
+    # What the writer had committed is there for the next server.
+    again = new_server(data)
+    logs = again.client("logs")
+    deadline = time.monotonic() + 10
+    while not logs.describe_log_streams(logGroupName="/aws/lambda/writes-logs")["logStreams"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)

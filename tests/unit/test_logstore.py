@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +16,8 @@ from lambdad.http.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from lambdad.observe.logstore import CATCH_UP_EVENTS, DAY_MS, HOUR_MS, WRITER_NICE, LogStore
+from lambdad.observe.logstore import LogStore
+from lambdad.observe.logwriter import CATCH_UP_EVENTS, DAY_MS, HOUR_MS, WRITER_NICE
 
 T = TypeVar("T")
 NOW = 1_700_000_000_000
@@ -344,10 +345,9 @@ def test_a_batch_larger_than_an_insert_chunk_keeps_every_event_in_order(tmp_path
     run(tmp_path, body)
 
 
-def _writer_nice() -> int:
-    writer = next(t for t in threading.enumerate() if t.name.startswith("logs-writer"))
-    assert writer.native_id is not None
-    return os.getpriority(os.PRIO_PROCESS, writer.native_id)
+def _writer_nice(store: LogStore) -> int:
+    assert store.writer.pid is not None
+    return os.getpriority(os.PRIO_PROCESS, store.writer.pid)
 
 
 def test_the_writer_yields_the_cpu_while_it_keeps_up_and_not_once_it_falls_behind(tmp_path: Path) -> None:
@@ -357,14 +357,42 @@ def test_the_writer_yields_the_cpu_while_it_keeps_up_and_not_once_it_falls_behin
     async def body(store: LogStore, clock: Clock) -> None:
         store.append("g", "s", [(NOW, "small")])
         await store.flush()
-        assert _writer_nice() == lowered
+        assert _writer_nice(store) == lowered
         assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the event loop's thread keeps its priority
         store.append("g", "s", [(NOW, f"backlog {i}") for i in range(CATCH_UP_EVENTS)])
         await store.flush()
-        assert _writer_nice() == 0
+        assert _writer_nice(store) == 0
         store.append("g", "s", [(NOW, "small again")])
         await store.flush()
-        assert _writer_nice() == lowered
+        assert _writer_nice(store) == lowered
         assert len(await messages(store, "g", "s", limit=10_000)) == 10_000  # a full page: all stored
 
     run(tmp_path, body)
+
+
+def test_a_writer_process_that_died_is_started_again_and_nothing_later_is_lost(tmp_path: Path) -> None:
+    async def body(store: LogStore, clock: Clock) -> None:
+        store.append("g", "s", [(NOW, "before")])
+        await store.flush()
+        first = store.writer.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        store.append("g", "s", [(NOW + 1, "after")])
+        await store.flush()
+        assert store.writer.pid not in (None, first)
+        assert await messages(store, "g", "s") == ["before", "after"]
+        with pytest.raises(ResourceAlreadyExistsException):  # errors still come back as AWS's
+            await store.create_log_group("g")
+
+    run(tmp_path, body)
+
+
+def test_closing_the_store_ends_its_writer_process(tmp_path: Path) -> None:
+    async def body(store: LogStore, clock: Clock) -> int:
+        store.append("g", "s", [(NOW, "line")])
+        pid = store.writer.pid
+        assert pid is not None
+        return pid
+
+    pid = run(tmp_path, body)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
