@@ -509,6 +509,22 @@ def test_presigned_url_expiry() -> None:
     assert caught.value.status == 403
 
 
+def test_a_presigned_url_used_again_is_verified_in_full_again() -> None:
+    """Its parsed query is kept for the next use; the signature, the key and the time are not."""
+    raw = presigned(expires=60)
+    signed_at = datetime.strptime(_query_value(raw, b"X-Amz-Date"), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    raw.verify(signed_at)
+    with pytest.raises(InvalidSignatureException):  # the same URL, the server's secret changed
+        verify_request(raw.method, raw.path, raw.query, raw.headers, raw.body, lambda _: "other", signed_at)
+    with pytest.raises(UnrecognizedClientException):
+        verify_request(raw.method, raw.path, raw.query, raw.headers, raw.body, lambda _: None, signed_at)
+    with pytest.raises(InvalidSignatureException):  # the same URL, another method
+        replace(raw, method="DELETE").verify(signed_at)
+    with pytest.raises(AccessDeniedException):
+        raw.verify(signed_at + timedelta(seconds=61))
+    raw.verify(signed_at)
+
+
 @pytest.mark.parametrize(("expires", "fragment"), [(0, "non-negative"), (604801, "less than a week")])
 def test_presigned_expires_bounds(expires: int, fragment: str) -> None:
     raw = presigned(expires)
