@@ -162,3 +162,52 @@ def test_concurrency_gauge_reports_maximum(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(main())
+
+
+def test_noted_invocations_fold_into_the_same_series_as_one_by_one(tmp_path: Path) -> None:
+    """record_invocation only notes; a read folds a target's invocations at once. The series must be
+    what adding every invocation to every series one at a time gives."""
+
+    def same(got: Agg, want: Agg) -> None:
+        assert (got.count, got.sum, got.min, got.max, got.hist) == (
+            want.count,
+            pytest.approx(want.sum),
+            want.min,
+            want.max,
+            want.hist,
+        )
+
+    async def main() -> None:
+        clock = Clock(1_700_000_000.0)
+        store = _store(tmp_path, clock)
+        rng = random.Random(3)
+        runs: dict[tuple[str, bool], list[float]] = {("a", False): [], ("a", True): [], ("b", False): []}
+        for i in range(300):
+            function = "a" if i % 3 else "b"
+            error = function == "a" and i % 7 == 0
+            duration = rng.choice([0.0, rng.lognormvariate(1, 1)])
+            runs[function, error].append(duration)
+            store.record_invocation(function, None, "$LATEST", duration, error=error)
+        window = (1_699_999_000, 1_700_001_000, 1)
+        a_all = runs["a", False] + runs["a", True]
+        dims = {"FunctionName": "a"}
+        durations = await store.aggregates(series_key("Duration", dims), *window)
+        same(durations[1_700_000_000], _agg(a_all))
+        errors = (await store.aggregates(series_key("Errors", dims), *window))[1_700_000_000]
+        want = Agg()
+        for _ in runs["a", True]:
+            want.add(1.0, 0)
+        for _ in runs["a", False]:
+            want.add(0.0, bucket_index(0.0))
+        same(errors, want)
+        only_b = (await store.aggregates(series_key("Errors", {"FunctionName": "b"}), *window))[1_700_000_000]
+        assert (only_b.sum, only_b.min, only_b.max) == (0.0, 0.0, 0.0)
+        account = (await store.aggregates(series_key("Invocations", {}), *window))[1_700_000_000]
+        assert (account.count, account.sum) == (300, 300.0)
+        totals = store.totals["a"]
+        assert (totals.invocations, totals.errors) == (len(a_all), len(runs["a", True]))
+        assert totals.duration_sum_ms == pytest.approx(sum(a_all))
+        assert sum(totals.duration_buckets) == len(a_all)
+        await store.close()
+
+    asyncio.run(main())
