@@ -56,6 +56,19 @@ def end_line(request_id: str) -> str:
     return f"END RequestId: {request_id}\n"
 
 
+#: What ``invocation_lines`` needs: request id, version, output, duration ms, memory MB, max memory MB.
+Invocation = tuple[str, str, bytes, float, int, int]
+
+
+def invocation_lines(invocation: Invocation) -> list[str]:
+    """START, the function's output, END and REPORT of a warm invocation that ended on its own (a
+    result or a function error). Made where they are stored: ``logwriter`` formats these."""
+    request_id, version, output, duration_ms, memory_mb, max_memory_mb = invocation
+    lines = [start_line(request_id, version), *output_lines(output), end_line(request_id)]
+    lines.append(Report(request_id, duration_ms, memory_mb, max_memory_mb).line())
+    return lines
+
+
 def output_lines(output: bytes) -> list[str]:
     """Split what the function wrote into one log event per line, keeping the newline as AWS does."""
     if not output:

@@ -55,6 +55,10 @@ INIT_TIMEOUT_S = 10.0
 class LogSink(Protocol):
     def append(self, group: str, stream: str, events: list[tuple[int, str]]) -> None: ...
 
+    def append_invocation(
+        self, group: str, stream: str, ts: int, invocation: loglines.Invocation
+    ) -> None: ...
+
 
 class AsyncSubmitter(Protocol):
     async def submit(self, function: str, qualifier: str | None, payload: bytes, request_id: str) -> None: ...
@@ -272,7 +276,7 @@ class InvokeService:
                     outcome = _too_large(outcome)
             record_it = functools.partial(
                 self._record, record, warm, outcome, request_id, lease.cold, qualifier,
-                self.pool.has_provisioned(key),
+                self.pool.has_provisioned(key), not after_answer,
             )  # fmt: skip
             if after_answer:
                 asyncio.get_running_loop().call_soon(record_it)
@@ -289,10 +293,25 @@ class InvokeService:
         cold: bool,
         qualifier: str | None,
         provisioned_config: bool,
+        lines_wanted: bool = True,
     ) -> list[str]:
-        """The invocation's log lines (returned and stored), metrics and metering."""
+        """The invocation's log lines (stored, and returned when wanted), metrics and metering."""
         memory = int(record.config["MemorySize"])
-        lines = self._log_invocation(record, warm, outcome, request_id, memory, cold)
+        if not lines_wanted and not cold and outcome.kind in ("ok", "function_error"):
+            # The usual invocation: its lines are made by the log writer process, off this thread.
+            invocation = (
+                request_id,
+                warm.version,
+                outcome.log,
+                outcome.duration_ms,
+                memory,
+                outcome.max_memory_mb,
+            )
+            group = record.config["LoggingConfig"]["LogGroup"]
+            self.logs.append_invocation(group, warm.stream, int(time.time() * 1000), invocation)
+            lines = []
+        else:
+            lines = self._log_invocation(record, warm, outcome, request_id, memory, cold)
         self._count(record, warm, outcome, qualifier, memory, provisioned_config)
         return lines
 

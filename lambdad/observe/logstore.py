@@ -29,9 +29,11 @@ from typing import Any, TypeVar
 
 from lambdad import tasks
 from lambdad.http.errors import InvalidParameterException
+from lambdad.invoke.loglines import Invocation
 from lambdad.observe.filter_pattern import Matcher, compile_pattern
 from lambdad.observe.logwriter import (
     DAY_MS,
+    Batch,
     WriterProcess,
     connect,
     group_id_of,
@@ -116,7 +118,8 @@ class LogStore:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logs-writer")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logs-reader")
         self._rconn: sqlite3.Connection = self._reader.submit(connect, path, True).result()
-        self._pending: list[tuple[str, str, int, str]] = []
+        #: (group, stream, ts, a line or an invocation whose lines the writer makes)
+        self._pending: Batch = []
         self._dropped = 0
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -175,6 +178,16 @@ class LogStore:
             self._dropped += len(events) - max(room, 0)
             events = events[: max(room, 0)]
         self._pending.extend((group, stream, ts, message) for ts, message in events)
+        if len(self._pending) >= FLUSH_THRESHOLD and self._wake is not None:
+            self._wake.set()
+
+    def append_invocation(self, group: str, stream: str, ts: int, invocation: Invocation) -> None:
+        """Buffer an invocation's START, output, END and REPORT lines, all at ``ts``; the writer
+        process makes the lines (``loglines.invocation_lines``). Call on the loop's thread."""
+        if len(self._pending) >= MAX_BUFFERED:
+            self._dropped += 3
+            return
+        self._pending.append((group, stream, ts, invocation))
         if len(self._pending) >= FLUSH_THRESHOLD and self._wake is not None:
             self._wake.set()
 

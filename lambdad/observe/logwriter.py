@@ -34,6 +34,7 @@ from typing import IO, Any
 
 from lambdad.http import errors
 from lambdad.http.errors import ResourceAlreadyExistsException, ResourceNotFoundException
+from lambdad.invoke.loglines import Invocation, invocation_lines
 from lambdad.store import sqlite_files
 
 DAY_MS = 86_400_000
@@ -85,7 +86,8 @@ CREATE INDEX IF NOT EXISTS events_by_stream ON events (stream_id, ts, id);
 CREATE INDEX IF NOT EXISTS events_by_group ON events (group_id, ts, id);
 """
 
-Batch = list[tuple[str, str, int, str]]
+#: (group, stream, ts, a line or an invocation whose lines are made here)
+Batch = list[tuple[str, str, int, str | Invocation]]
 _LENGTH = struct.Struct("!I")
 _transaction = sqlite_files.transaction
 
@@ -138,10 +140,13 @@ class Writer:
 
     def write_batch(self, batch: Batch, now: int) -> None:
         """Events appended by invokes: groups and streams are made on first write, as Lambda does."""
-        self.priority.before_batch(len(batch))
         by_stream: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
         for group, stream, ts, message in batch:
-            by_stream[group, stream].append((ts, message))
+            if isinstance(message, str):
+                by_stream[group, stream].append((ts, message))
+            else:
+                by_stream[group, stream].extend((ts, line) for line in invocation_lines(message))
+        self.priority.before_batch(sum(len(events) for events in by_stream.values()))
         conn = self.conn
         with _transaction(conn):
             for (group, stream), events in by_stream.items():

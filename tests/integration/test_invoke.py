@@ -476,6 +476,17 @@ def test_logs_reach_the_logs_api_and_cli(server: ServerProcess, lam: Any) -> Non
         time.sleep(0.2)
     assert sum(m.startswith("START RequestId") for m in messages) == 3
     assert [m for m in messages if m.startswith("marker-line")] == [f"marker-line {n}\n" for n in range(3)]
+    # The cold invocation's lines are made by the server, the warm ones' by the log writer: the same.
+    for i in [i for i, m in enumerate(messages) if m.startswith("START RequestId")]:
+        rid = messages[i].split()[2]
+        assert messages[i] == f"START RequestId: {rid} Version: $LATEST\n"
+        assert messages[i + 1].startswith("marker-line")
+        assert messages[i + 2] == f"END RequestId: {rid}\n"
+        assert re.fullmatch(
+            rf"REPORT RequestId: {rid}\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\tMemory Size: 128 MB\t"
+            r"Max Memory Used: \d+ MB\t(Init Duration: [\d.]+ ms\t)?\n",
+            messages[i + 3],
+        ), messages[i + 3]
     streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
     assert len(streams) == 1 and "[$LATEST]" in streams[0]["logStreamName"]
     out = server.aws_cli(
