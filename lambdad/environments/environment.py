@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import fcntl
 import json
 import os
+import sys
+import termios
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -92,6 +95,18 @@ def exit_reason(status: int | None) -> str:
     return f"exit status {status}"
 
 
+_COUNT = bytearray(4)
+
+
+def _unread(fd: int) -> int:
+    """Bytes waiting in pipe ``fd`` (FIONREAD); 1 when that cannot be told, so the caller reads."""
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, _COUNT)
+    except OSError:
+        return 1
+    return int.from_bytes(_COUNT, sys.byteorder)
+
+
 class OutputCapture:
     """Collects a sandbox's stdout/stderr from a non-blocking pipe without blocking the loop."""
 
@@ -124,7 +139,8 @@ class OutputCapture:
         self.dropped = 0
 
     def take(self) -> bytes:
-        self.drain()
+        if self.open and _unread(self.fd):  # asking is cheaper than a read that finds nothing
+            self.drain()
         out = bytes(self.buf)
         if self.dropped:
             out += f"\n[lambdad: {self.dropped} bytes of output dropped]\n".encode()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,6 +24,7 @@ from lambdad.http.errors import (
     ServiceException,
     UnknownOperationException,
 )
+from lambdad.randomness import random_hex
 
 log = logging.getLogger("lambdad.http")
 
@@ -58,7 +58,7 @@ _SKIP_VALIDATION = frozenset({"Runtime"})
 def new_request_id() -> str:
     """A random (version 4) UUID as a string, as ``str(uuid.uuid4())`` makes it, in less than half
     its time: it is made for every request."""
-    h = os.urandom(16).hex()
+    h = random_hex(16)
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 

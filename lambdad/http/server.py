@@ -113,6 +113,8 @@ class HttpConnection(asyncio.Protocol):
         self.running = False
         self.paused = False
         self.idle_timer: asyncio.TimerHandle | None = None
+        #: When the connection last became idle; None while a request is being read or answered.
+        self.idle_since: float | None = None
         # the request being parsed
         self._url = b""
         self._headers: Headers = []
@@ -126,7 +128,8 @@ class HttpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
         self.server.connections.add(self)
-        self._arm_idle_timer()
+        self.idle_since = time.monotonic()
+        self._arm_idle_timer(self.server.keep_alive_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -135,7 +138,7 @@ class HttpConnection(asyncio.Protocol):
         self.pending.clear()
 
     def data_received(self, data: bytes) -> None:
-        self._cancel_idle_timer()
+        self.idle_since = None
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -198,7 +201,7 @@ class HttpConnection(asyncio.Protocol):
             if self.paused and self.transport is not None:
                 self.paused = False
                 self.transport.resume_reading()
-            self._arm_idle_timer()
+            self.idle_since = time.monotonic()
             return
         self.running = True
         request, keep_alive, head = self.pending.popleft()
@@ -241,10 +244,21 @@ class HttpConnection(asyncio.Protocol):
     def idle(self) -> bool:
         return not self.running and not self.pending
 
-    def _arm_idle_timer(self) -> None:
-        self._cancel_idle_timer()
-        loop = asyncio.get_running_loop()
-        self.idle_timer = loop.call_later(self.server.keep_alive_s, self.close)
+    def _arm_idle_timer(self, delay: float) -> None:
+        """One timer per connection, moved on only when it fires: arming and cancelling one for
+        every request cost more than the keep-alive check itself."""
+        self.idle_timer = asyncio.get_running_loop().call_later(delay, self._idle_check)
+
+    def _idle_check(self) -> None:
+        keep_alive = self.server.keep_alive_s
+        if self.idle_since is None or not self.idle:
+            self._arm_idle_timer(keep_alive)
+            return
+        left = self.idle_since + keep_alive - time.monotonic()
+        if left <= 0:
+            self.close()
+        else:
+            self._arm_idle_timer(left)
 
     def _cancel_idle_timer(self) -> None:
         if self.idle_timer is not None:

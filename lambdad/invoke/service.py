@@ -13,7 +13,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -40,6 +39,7 @@ from lambdad.invoke import loglines
 from lambdad.invoke.concurrency import Throttled
 from lambdad.observe.metering import Meter
 from lambdad.observe.metrics import MetricStore
+from lambdad.randomness import random_hex
 from lambdad.runtime.protocol import json_loads
 from lambdad.sandbox.base import SandboxBackend, SandboxSpec
 from lambdad.store.base import FunctionRecord
@@ -506,7 +506,7 @@ def _too_large(outcome: InvokeOutcome) -> InvokeOutcome:
 
 
 def _trace_id() -> str:
-    rand = os.urandom(20).hex()
+    rand = random_hex(20)
     return f"Root=1-{int(time.time()):08x}-{rand[:24]};Parent={rand[24:]};Sampled=0"
 
 
