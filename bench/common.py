@@ -196,6 +196,19 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def server_and_sandboxes(pid: int) -> tuple[list[int], list[int]]:
+    """The server's own processes (itself and its log writer) and everything else below it (the
+    sandboxes), so that CPU figures charge the log writer to the server, where it belongs."""
+    own, sandboxes = [pid], []
+    for child in descendants(pid):
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        (own if b"lambdad.observe.logwriter" in argv else sandboxes).append(child)
+    return own, sandboxes
+
+
 def sandbox_groups(server_pid: int) -> dict[str, list[int]]:
     """Sandbox id -> pids, from the server's per-sandbox memory (v1) or unified (v2) cgroups."""
     own = Path(f"/proc/{server_pid}/cgroup").read_text().splitlines()

@@ -24,6 +24,7 @@ from bench.common import (
     invoke_path,
     percentile,
     presigned_path,
+    server_and_sandboxes,
     start_floor,
 )  # fmt: skip
 from bench.loadgen import alternate_wrk, ensure_wrk, run_wrk
@@ -145,7 +146,7 @@ def run(results: Results, work: Path, server: ServerProcess, n: int, seconds: in
         base = Side(LeanClient(floor_url, sign=False), path, [[floor.pid]])
         for side in (ours, full, base):
             sequential(side.client, side.path, min(200, n))  # warm the environments and the connections
-        ours.processes = [[server.proc.pid], descendants(server.proc.pid)]
+        ours.processes = list(server_and_sandboxes(server.proc.pid))
         side_by_side([ours, full, base], n)
         for side in (ours, base, full):
             side.client.close()
@@ -163,7 +164,7 @@ def run(results: Results, work: Path, server: ServerProcess, n: int, seconds: in
         results.add(Figure(SECTION, "client SigV4 signing (not in latency)", signing_cost_ms(server.endpoint, path),
                            "ms", None, "", "botocore SigV4Auth per request; done before the clock starts"))  # fmt: skip
         done = len(ours.samples)
-        results.add(Figure(SECTION, "server CPU per invoke (server process)", ours.cpu[0] / done * 1000, "ms",
+        results.add(Figure(SECTION, "server CPU per invoke (server process and its log writer)", ours.cpu[0] / done * 1000, "ms",
                            base.cpu[0] / len(base.samples) * 1000, "floor server CPU per request"))  # fmt: skip
         results.add(Figure(SECTION, "sandbox CPU per invoke (agent + handler)", ours.cpu[1] / done * 1000, "ms",
                            None, "", "utime+stime of the sandbox processes"))  # fmt: skip

@@ -59,9 +59,6 @@ RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
 
 _BAD_TOKEN = "The specified nextToken is invalid."
 _EVENT_TOKEN = re.compile(r"^([fb])/(\d{20})(\d{36})/s$")
-_size = size_of
-_group_id = group_id_of
-_stream_id = stream_id_of
 
 
 def encode_token(value: Any) -> str:
@@ -304,7 +301,9 @@ class LogStore:
         after = decode_token(token) if token else None
 
         def select(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            sql, args = _streams_query(_group_id(conn, group), prefix, by_time, descending, after, limit + 1)
+            sql, args = _streams_query(
+                group_id_of(conn, group), prefix, by_time, descending, after, limit + 1
+            )
             return conn.execute(sql, args).fetchall()
 
         rows = await self._read(select)
@@ -352,7 +351,7 @@ class LogStore:
         limit = limit or 10_000
 
         def select(conn: sqlite3.Connection) -> list[tuple[int, int, int, str]]:
-            _, stream_id = _stream_id(conn, group, stream)
+            _, stream_id = stream_id_of(conn, group, stream)
             return _stream_events(conn, stream_id, start, end, direction, cursor, limit)
 
         rows = _within_bytes(await self._read(select))
@@ -389,7 +388,7 @@ class LogStore:
         scan = _FilterScan(matcher, start, end, limit or 10_000)
 
         def run(conn: sqlite3.Connection) -> Json:
-            group_id = _group_id(conn, group)
+            group_id = group_id_of(conn, group)
             stream_ids = _matching_streams(conn, group_id, stream_names, stream_prefix)
             return scan.run(conn, group_id, stream_ids, cursor)
 
@@ -414,7 +413,7 @@ def _check_batch(batch: Sequence[tuple[int, str]]) -> None:
         raise InvalidParameterException(
             "The batch of log events in a single PutLogEvents request cannot span more than 24 hours."
         )
-    size = sum(_size(message) + EVENT_OVERHEAD for _, message in batch)
+    size = sum(size_of(message) + EVENT_OVERHEAD for _, message in batch)
     if size > PAGE_BYTES:
         raise InvalidParameterException(f"Upload too large: {size} bytes exceeds limit of {PAGE_BYTES}")
 
@@ -475,7 +474,7 @@ def _within_bytes(rows: list[tuple[int, int, int, str]]) -> list[tuple[int, int,
     """The rows nearest the cursor (the order they were read in) that fit AWS's 1 MB response."""
     total = 0
     for count, row in enumerate(rows):
-        total += _size(row[3]) + EVENT_OVERHEAD
+        total += size_of(row[3]) + EVENT_OVERHEAD
         if total > PAGE_BYTES and count > 0:
             return rows[:count]
     return rows
@@ -534,7 +533,7 @@ class _FilterScan:
                 cursor = _key_after(ts, event_id)
                 if not self.matcher(message):
                     continue
-                size += _size(message) + EVENT_OVERHEAD
+                size += size_of(message) + EVENT_OVERHEAD
                 events.append(_filtered_event(names.get(stream_id, ""), event_id, ts, ingest, message))
                 if len(events) >= self.limit or size >= PAGE_BYTES:
                     return self._page(conn, group_id, streams, events, cursor)
