@@ -176,6 +176,54 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   encoding, and the query's escaped pieces are unquoted through a memo: 2,909 -> 3,046 req/s in a
   fast spell. In the last run lambdad and serverless-offline were within 5% of each other under
   wrk in turns (2,701 and 2,828 req/s); in the five before, serverless-offline was 19-62% ahead.
+
+- **Finding what to cut by taking it out** (2026-11-23, fourth session). Profiles spread the event
+  loop's thread thin, so each suspect was removed outright in a scratch copy and the copy raced the
+  real code under wrk in alternating rounds (`python -m bench.ab`, the harness this session added).
+  No SigV4 for POSTs: +27% throughput, the loop's thread 353 -> 267 us per request. No recording
+  of the invoke (lines, metrics, metering): +25%, 353 -> 297 us, and the log writer thread's 42 us
+  gone. No storage of log lines only (still formatted): +16%, 402 -> 361 us, though the append
+  itself costs about 5 us. The rest of that was the writer thread taking the GIL from the loop's
+  thread: sqlite3 lets go of the GIL around every statement step and takes it back after.
+- **Log storage in a process of its own** (same session): every write to `logs.db` runs in the
+  log writer process (`lambdad/observe/logwriter.py`); one thread hands it the operations in order,
+  as pickled frames over its stdin, and waits for each reply. It ends when its stdin closes (the
+  server stopped, exited or was killed) and is started again if it dies. 10 alternating rounds:
+  3,502 -> 4,006 req/s, the loop's thread 274 -> 246 us per request; with no log storage at all,
+  4,092.
+- **SigV4** (same session): a presigned URL's claims and canonical query are a pure function of its
+  query string and are parsed once (256 URLs kept); the signature is still computed and compared,
+  and the time checked, on every request. For every request: time checks on epoch seconds instead
+  of datetime arithmetic, the HMAC in one `hmac.digest` call, the body hashed only when that form
+  is tried, canonical URIs cached per path. Warm loop: presigned 31 -> 14 us, header-signed 24.5 ->
+  24 us. Under wrk: 3,685 -> 4,010 req/s, the loop's thread 266 -> 244 us per request.
+- **Recording an invocation, cheaper** (same session): metrics note each invocation as one tuple
+  and fold the notes into their series (up to 12 per invocation) when read, sampled (each second)
+  or at 10,000 notes; a usual warm invocation's log lines are made by the log writer process from
+  one tuple (cold starts, timeouts, crashes, `LogType=Tail` and the async queue keep the lines made
+  in the server). Together: 3,596 -> 3,810 req/s, 268 -> 254 us per request. Then request and trace
+  ids from 4 KiB of `os.urandom` at a time, one keep-alive timer per connection moved on only when
+  it fires, and FIONREAD instead of a read of the usually empty output pipe: 266 -> 262 us per
+  request, within the noise.
+- **The session's code against its start** (`python -m bench.ab --rounds 10 8185b10 WORK`): 3,591
+  -> 4,578 req/s (+27%); the loop's thread 266 -> 214 us per request; the log writer thread 36 -> 1
+  us (its work is now in the child processes' figure, 77 -> 92 us with the sandboxes). Sequential,
+  128 MB, 10 alternating rounds of 3,000 invokes: p50 0.707 -> 0.689 ms, server CPU per invoke 487
+  -> 427 us.
+- **Two `make bench` runs of this session's code** (the first in a fast spell, the second, the
+  tables above, in a slow one). lambdad ahead of serverless-offline under wrk in turns: 5,154
+  against 4,745 req/s, then 3,838 against 3,167 (in the six runs before this session,
+  serverless-offline was ahead in five and within 5% in the sixth). Throughput 0.10x the floor in
+  both (4,429 against 43,054, then 3,062 against 30,645). Sequential p50 against the floor, 128 /
+  1769 MB: 3.37x / 3.24x, then 3.27x / 3.21x. 128 MB p99: 2.53 and 3.02 ms. Cold p50 0.27x and
+  0.31x of `python3 -c pass`; 1000 of 1000 in the burst; PSS 6.73 MiB per idle environment.
+- **What bounds throughput now**: the loop's thread at about 210-250 us per request, two thirds of
+  it in the interpreter (perf), the rest in the kernel. Its single most expensive line is the
+  write of the answer to the client: 18% of its samples, a loopback TCP send that wakes an idle
+  wrk thread on the other CPU, which on this VM costs tens of microseconds. All processes together
+  need about 350 us per request (the loop's thread, the sandboxes and the log writer about 90 us,
+  wrk), so even perfectly parallel this machine would give about 5,700 req/s: 0.2x the floor
+  (7,800-8,600 req/s) needs less than half of today's CPU per invoke, not more processes.
 """
 
 MEANINGS = """## What each number means
@@ -196,9 +244,10 @@ MEANINGS = """## What each number means
   agent's loop without a handler); the p50 round trip of the same frames through a uvloop loop
   (the server's way) and through blocking sockets (the floor), in the same run.
 - **client SigV4 signing**: the client's cost of signing one request; excluded from the latencies.
-- **server CPU per invoke**: utime+stime of the lambdad server process (all threads) over the
-  128 MB function's sequential rounds, divided by its invokes; the sandbox line is the same for the processes in the
-  warm environment (agent + handler). Floor: the floor server's CPU per request.
+- **server CPU per invoke**: utime+stime of the lambdad server process (all threads) and its log
+  writer process over the 128 MB function's sequential rounds, divided by its invokes; the sandbox
+  line is the same for the processes in the warm environments (agent + handler). Floor: the floor
+  server's CPU per request.
 - **throughput, 32 connections**: `wrk -t2 -c32` with a SigV4 *query-string presigned* POST
   (botocore `SigV4QueryAuth`, `UNSIGNED-PAYLOAD`), which lambdad accepts and which is replayable
   until it expires, so every request is authenticated. On this 2-core machine wrk, the server and the
