@@ -70,6 +70,12 @@ _CANONICAL_ENCODED = re.compile(rb"(?:[A-Za-z0-9_.~-]|%[0-9A-F]{2})*")
 #: ... none of which escapes an unreserved byte (those must be bare in the canonical form).
 _NEEDLESSLY_ENCODED = re.compile(rb"%(?:2D|2E|3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE])")
 
+#: The Authorization header as SDKs write it; any other spelling goes through the general parser,
+#: which gives the same claims (its values are the tokens between commas and whitespace).
+_USUAL_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([^,\s]+)"
+)
+
 #: Whitespace that canonicalization would change inside a value: a run, or anything but a space.
 _COLLAPSIBLE = re.compile(rb"\s\s|[\t\n\r\x0b\x0c]")
 
@@ -181,7 +187,8 @@ def _read_auth(header_map: Headers, query_string: bytes) -> tuple[_Auth, str, fl
         return _presigned_claims(query_string)
     if authorization:
         auth, amz_date, request_time = _parse_header_auth(authorization[0].decode("latin-1"), header_map)
-        return auth, amz_date, request_time, _canonical_query(_split_query(query_string), False)
+        canonical_query = _canonical_query(_split_query(query_string), False) if query_string else b""
+        return auth, amz_date, request_time, canonical_query
     raise MissingAuthenticationTokenException(MSG_MISSING_TOKEN)
 
 
@@ -201,9 +208,14 @@ def _presigned_claims(query_string: bytes) -> tuple[_Auth, str, float, bytes]:
 
 def _parse_header_auth(value: str, header_map: Headers) -> tuple[_Auth, str, float]:
     """Parse ``AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...``."""
+    usual = _USUAL_AUTHORIZATION.fullmatch(value.strip())
+    date_value = _date_header(header_map)
+    if usual is not None and date_value is not None:  # what every SDK sends: one C-level match
+        amz_date, request_time = _parse_date(date_value)
+        credential, signed_headers, signature = usual.groups()
+        return _make_auth(credential, signed_headers, signature, False), amz_date, request_time
     algorithm, _, rest = value.strip().partition(" ")
     params = _auth_params(rest, value) if algorithm == ALGORITHM else {}
-    date_value = _date_header(header_map)
     missing = [
         f"Authorization header requires '{name}' parameter."
         for name in ("Credential", "Signature", "SignedHeaders")

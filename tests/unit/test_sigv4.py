@@ -311,6 +311,30 @@ def test_malformed_authorization(authorization: bytes, error: type[AwsError], fr
         Raw("GET", b"/", b"", headers, b"").verify()
 
 
+@needs_vectors
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda c, h, s: f"AWS4-HMAC-SHA256 Credential={c},SignedHeaders={h},Signature={s}",
+        lambda c, h, s: f"AWS4-HMAC-SHA256 Credential={c},   SignedHeaders={h}, Signature={s}  ",
+        lambda c, h, s: f"AWS4-HMAC-SHA256 Signature={s}, Credential={c}, SignedHeaders={h}",
+        lambda c, h, s: f"AWS4-HMAC-SHA256 Credential={c} SignedHeaders={h} Signature={s}",
+    ],
+    ids=["no-spaces", "extra-spaces", "reordered", "spaces-only"],
+)
+def test_authorization_spellings_all_verify(spell: Callable[[str, str, str], str]) -> None:
+    """SDKs' spelling is parsed by one match; every other one AWS accepts gives the same claims."""
+    raw = load(next(p for p in vector_files() if p.stem == "get-vanilla"))
+    parts = dict(
+        piece.strip().split("=", 1) for piece in dict(raw.headers)[b"authorization"].decode()[17:].split(",")
+    )
+    spelled = spell(parts["Credential"], parts["SignedHeaders"], parts["Signature"]).encode()
+    assert spelled.startswith(b"AWS4-HMAC-SHA256 ")
+    raw.with_header(b"authorization", lambda _: spelled).verify()
+    with pytest.raises(InvalidSignatureException):
+        raw.with_header(b"authorization", lambda _: spelled.replace(b"Signature=", b"Signature=0")).verify()
+
+
 def test_bad_date_header() -> None:
     header = b"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
     header += b"SignedHeaders=host, "
