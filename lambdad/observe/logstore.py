@@ -40,6 +40,7 @@ from lambdad.observe.logwriter import (
     size_of,
     stream_id_of,
 )
+from lambdad.randomness import random_hex
 
 log = logging.getLogger("lambdad.logs")
 T = TypeVar("T")
@@ -110,6 +111,9 @@ class LogStore:
         self._purge_interval_s = purge_interval_s
         connect(path, False).close()  # the schema, before the reader opens the file
         self.writer = WriterProcess(path)
+        #: Batches are numbered per store, so one sent again after its writer died is stored once.
+        self._sender = random_hex(8)
+        self._batches = 0
         self.writer.start()
         #: Hands operations to the writer process one at a time, in the order they were asked for.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logs-writer")
@@ -196,7 +200,8 @@ class LogStore:
             self._dropped = 0
         if batch:
             # Swapping and submitting with no await between keeps batches in append order.
-            await self._write("write_batch", batch, self.now_ms())
+            self._batches += 1
+            await self._write("write_batch", batch, self.now_ms(), self._sender, self._batches)
 
     # --- groups -----------------------------------------------------------------------------------
 

@@ -84,6 +84,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_stream ON events (stream_id, ts, id);
 CREATE INDEX IF NOT EXISTS events_by_group ON events (group_id, ts, id);
+CREATE TABLE IF NOT EXISTS batches (
+    writer TEXT PRIMARY KEY,
+    last INTEGER NOT NULL
+);
 """
 
 #: (group, stream, ts, a line or an invocation whose lines are made here)
@@ -138,8 +142,11 @@ class Writer:
         #: (group, stream) -> (group id, stream id)
         self.ids: dict[tuple[str, str], tuple[int, int]] = {}
 
-    def write_batch(self, batch: Batch, now: int) -> None:
-        """Events appended by invokes: groups and streams are made on first write, as Lambda does."""
+    def write_batch(self, batch: Batch, now: int, sender: str, number: int) -> None:
+        """Events appended by invokes: groups and streams are made on first write, as Lambda does.
+
+        Batch ``number`` of ``sender`` (one log store) is written once: its number is committed
+        with it, so a batch sent again after a writer died is not stored twice."""
         by_stream: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
         for group, stream, ts, message in batch:
             if isinstance(message, str):
@@ -149,6 +156,10 @@ class Writer:
         self.priority.before_batch(sum(len(events) for events in by_stream.values()))
         conn = self.conn
         with _transaction(conn):
+            done = conn.execute("SELECT last FROM batches WHERE writer = ?", (sender,)).fetchone()
+            if done is not None and done[0] >= number:
+                return
+            conn.execute("INSERT OR REPLACE INTO batches (writer, last) VALUES (?, ?)", (sender, number))
             for (group, stream), events in by_stream.items():
                 group_id, stream_id = self._ensure_stream(group, stream, now)
                 insert_events(conn, group_id, stream_id, events, now)
@@ -240,14 +251,11 @@ class Writer:
                     _recount(conn, group_id)
         return deleted
 
-    def nice(self) -> int:
-        return os.getpriority(os.PRIO_PROCESS, 0)
-
 
 OPERATIONS: dict[str, Callable[..., Any]] = {
     name: getattr(Writer, name)
     for name in ("write_batch", "create_group", "delete_group", "set_retention", "create_stream",
-                 "delete_stream", "put_events", "purge", "nice")
+                 "delete_stream", "put_events", "purge")
 }  # fmt: skip
 
 
@@ -282,6 +290,10 @@ def _read_frame(stream: IO[bytes]) -> bytes | None:
 # --- the server's side ----------------------------------------------------------------------------
 
 
+#: Operations that give the same result when carried out twice.
+_SAFE_TO_REPEAT = frozenset({"write_batch", "set_retention", "purge"})
+
+
 class WriterError(RuntimeError):
     """The writer process failed an operation for a reason that is not the caller's."""
 
@@ -307,17 +319,19 @@ class WriterProcess:
         )
 
     def call(self, op: str, *args: Any) -> Any:
-        """Run ``op`` in the writer; a writer that died is started again once, for this call."""
+        """Run ``op`` in the writer, started again if it died. An operation the dead writer may
+        have carried out is asked again only when that is harmless (a numbered batch); any other
+        fails with WriterError (the API answers 500 and the client may retry)."""
         data = pickle.dumps((op, args), pickle.HIGHEST_PROTOCOL)
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._reap()
                 self.start()
-            frame = self._exchange(data)
-            if frame is None:  # it died: start another and try once more
+            sent, frame = self._exchange(data)
+            if frame is None and (not sent or op in _SAFE_TO_REPEAT):
                 self._reap()
                 self.start()
-                frame = self._exchange(data)
+                sent, frame = self._exchange(data)
             if frame is None:
                 self._reap()
                 raise WriterError(f"the log writer process stopped during {op}")
@@ -328,15 +342,17 @@ class WriterProcess:
             raise getattr(errors, reply[1])(reply[2])
         raise WriterError(f"log writer {op}: {reply[1]}")
 
-    def _exchange(self, data: bytes) -> bytes | None:
+    def _exchange(self, data: bytes) -> tuple[bool, bytes | None]:
+        """(sent, reply): not sent when the writer was gone before it could read the request
+        (nothing was done); no reply when it stopped after (something may have been done)."""
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         try:
             proc.stdin.write(_LENGTH.pack(len(data)) + data)
             proc.stdin.flush()
         except (BrokenPipeError, ValueError):
-            return None
-        return _read_frame(proc.stdout)
+            return False, None
+        return True, _read_frame(proc.stdout)
 
     def close(self) -> None:
         """End the writer once it has answered everything sent; waits for it."""

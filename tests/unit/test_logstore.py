@@ -17,7 +17,7 @@ from lambdad.http.errors import (
     ResourceNotFoundException,
 )
 from lambdad.observe.logstore import LogStore
-from lambdad.observe.logwriter import CATCH_UP_EVENTS, DAY_MS, HOUR_MS, WRITER_NICE
+from lambdad.observe.logwriter import CATCH_UP_EVENTS, DAY_MS, HOUR_MS, WRITER_NICE, Writer
 
 T = TypeVar("T")
 NOW = 1_700_000_000_000
@@ -396,3 +396,19 @@ def test_closing_the_store_ends_its_writer_process(tmp_path: Path) -> None:
 
     pid = run(tmp_path, body)
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_a_batch_sent_again_after_its_writer_died_is_stored_once(tmp_path: Path) -> None:
+    """A writer may die after committing a batch and before answering; the batch is then sent to the
+    next writer, which must not store it again."""
+    path = tmp_path / "logs.db"
+    first = Writer(path)
+    first.write_batch([("g", "s", NOW, "once")], NOW, "store-a", 1)
+    first.conn.close()
+    second = Writer(path)  # what the server starts after the first one died
+    second.write_batch([("g", "s", NOW, "once")], NOW, "store-a", 1)
+    second.write_batch([("g", "s", NOW + 1, "next")], NOW, "store-a", 2)
+    second.write_batch([("g", "s", NOW + 2, "other store")], NOW, "store-b", 1)
+    rows = second.conn.execute("SELECT message FROM events ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == ["once", "next", "other store"]
+    second.conn.close()
