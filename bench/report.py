@@ -217,6 +217,18 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   both (4,429 against 43,054, then 3,062 against 30,645). Sequential p50 against the floor, 128 /
   1769 MB: 3.37x / 3.24x, then 3.27x / 3.21x. 128 MB p99: 2.53 and 3.02 ms. Cold p50 0.27x and
   0.31x of `python3 -c pass`; 1000 of 1000 in the burst; PSS 6.73 MiB per idle environment.
+- **Where one sequential warm invoke's time goes now** (same session; marks in a scratch copy of the
+  server, medians over 2,500 invokes at 1769 MB, p50 0.66-0.71 ms). Wall time: HTTP receive and
+  parse 36 us, starting the request's task 16, routing 17, SigV4 (header form) 68, the invoke
+  path up to the INVOKE frame 60, the sandbox round trip 119-125 (215-230 a session ago), the
+  result back to the request's task 26, outcome and response 54-60. The same marks in the
+  thread's CPU time give SigV4 60 us: CPU, not waiting. SigV4 is 21 us in a warm loop, and the
+  three hashes alone (SHA-256 of body and request, one HMAC) took 29 us here. A SigV4 rewrite
+  could save 15-20 us of a 660 us invoke, so it was not done.
+- **Measured and not kept** (same session): busy-polling the event loop (a callback re-scheduled
+  with call_soon, up to 2 ms) while the only invoke in flight waits for its sandbox. It used 67 us
+  more server CPU per invoke, and p50 got worse (0.500 -> 0.516 ms in an A/B). The sleep and wake
+  of the server's thread is not what makes the round trip long.
 - **What bounds throughput now**: the loop's thread at about 210-250 us per request, two thirds of
   it in the interpreter (perf), the rest in the kernel. Its single most expensive line is the
   write of the answer to the client: 18% of its samples, a loopback TCP send that wakes an idle
