@@ -464,13 +464,38 @@ class _PresignedForm:
 # --- signing -------------------------------------------------------------------------------------
 
 
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+class _Signer:
+    """HMAC-SHA256 under one key (RFC 2104), with the padded key's two hash states computed once:
+    each signature then copies them instead of setting up HMAC from the key (half the time)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:  # longer than SHA-256's block: hashed first, as RFC 2104 says
+            key = hashlib.sha256(key).digest()
+        block = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(block.translate(_IPAD))
+        self._outer = hashlib.sha256(block.translate(_OPAD))
+
+    def hexdigest(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
 @lru_cache(maxsize=256)
-def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+def _signing_key(secret: str, date: str, region: str, service: str) -> _Signer:
     """Derive the day's signing key; cached because it costs four HMACs and changes once a day."""
     key = _hmac(("AWS4" + secret).encode(), date.encode())
     key = _hmac(key, region.encode())
     key = _hmac(key, service.encode())
-    return _hmac(key, b"aws4_request")
+    return _Signer(_hmac(key, b"aws4_request"))
 
 
 def _hmac(key: bytes, message: bytes) -> bytes:
@@ -478,8 +503,8 @@ def _hmac(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
-def _matches(key: bytes, amz_date: str, scope: str, canonical_request: bytes, signature: str) -> bool:
+def _matches(key: _Signer, amz_date: str, scope: str, canonical_request: bytes, signature: str) -> bool:
     """Sign the string-to-sign for this canonical request and compare in constant time."""
     string_to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical_request).hexdigest()}"
-    expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()  # one C call, no HMAC object
+    expected = key.hexdigest(string_to_sign.encode())
     return hmac.compare_digest(expected.encode(), signature.encode())

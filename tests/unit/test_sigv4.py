@@ -606,3 +606,19 @@ def test_header_value_shortcut_agrees_with_trim_and_collapse() -> None:
         value = a + b"x" + b + b"y" + c
         assert _canonical_headers({b"h": [value]}, (b"h",)) == b"h:" + b" ".join(value.split()) + b"\n"
     assert _canonical_headers({b"h": [b" a ", b"b  c"]}, (b"h",)) == b"h:a,b c\n"
+
+
+def test_signer_is_hmac_sha256() -> None:
+    """The precomputed-pads HMAC equals the standard library's for any key and message."""
+    import hmac as std_hmac
+    import random
+
+    from lambdad.http.sigv4 import _Signer
+
+    rng = random.Random(5)
+    for key_len in (0, 1, 32, 63, 64, 65, 200):
+        key = rng.randbytes(key_len)
+        signer = _Signer(key)
+        for msg_len in (0, 1, 55, 64, 1000):
+            message = rng.randbytes(msg_len)
+            assert signer.hexdigest(message) == std_hmac.new(key, message, "sha256").hexdigest()
