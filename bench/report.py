@@ -210,13 +210,14 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   us (its work is now in the child processes' figure, 77 -> 92 us with the sandboxes). Sequential,
   128 MB, 10 alternating rounds of 3,000 invokes: p50 0.707 -> 0.689 ms, server CPU per invoke 487
   -> 427 us.
-- **Two `make bench` runs of this session's code** (the first in a fast spell, the second, the
-  tables above, in a slow one). lambdad ahead of serverless-offline under wrk in turns: 5,154
-  against 4,745 req/s, then 3,838 against 3,167 (in the six runs before this session,
-  serverless-offline was ahead in five and within 5% in the sixth). Throughput 0.10x the floor in
-  both (4,429 against 43,054, then 3,062 against 30,645). Sequential p50 against the floor, 128 /
-  1769 MB: 3.37x / 3.24x, then 3.27x / 3.21x. 128 MB p99: 2.53 and 3.02 ms. Cold p50 0.27x and
-  0.31x of `python3 -c pass`; 1000 of 1000 in the burst; PSS 6.73 MiB per idle environment.
+- **Three `make bench` runs of this session's code** (the first in a fast spell, the second in a
+  slow one, the third, the tables above, on the final code). lambdad ahead of serverless-offline
+  under wrk in turns in all three: 5,154 against 4,745 req/s, 3,838 against 3,167, 4,359 against
+  3,772 (in the six runs before this session, serverless-offline was ahead in five and within 5%
+  in the sixth). Throughput 0.10x, 0.10x and 0.11x the floor (4,429 of 43,054; 3,062 of 30,645;
+  4,226 of 38,993). Sequential p50 against the floor, 128 / 1769 MB: 3.37x / 3.24x, 3.27x / 3.21x,
+  3.07x / 2.88x. 128 MB p99: 2.53, 3.02 and 2.68 ms. Cold p50 0.26-0.31x of `python3 -c pass`;
+  1000 of 1000 in every burst; PSS 6.73 MiB per idle environment.
 - **Where one sequential warm invoke's time goes now** (same session; marks in a scratch copy of the
   server, medians over 2,500 invokes at 1769 MB, p50 0.66-0.71 ms). Wall time: HTTP receive and
   parse 36 us, starting the request's task 16, routing 17, SigV4 (header form) 68, the invoke
