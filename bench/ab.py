@@ -12,14 +12,15 @@ busiest threads (the event loop's first) and of its child processes (sandboxes, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.common import NOOP, deploy, descendants, invoke_path, presigned_path
+from bench.common import NOOP, cpu_seconds, deploy, descendants, invoke_path, presigned_path
 from bench.loadgen import WrkResult, _combined, ensure_wrk, run_wrk
-from bench.warm import warm_up
+from bench.warm import cpu_of, warm_up
 from tests.serverproc import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,21 +44,17 @@ def _pid(server: ServerProcess) -> int:
     return server.proc.pid
 
 
-def _ticks(pid: int, task: str | None = None) -> int:
-    path = f"/proc/{pid}/task/{task}/stat" if task else f"/proc/{pid}/stat"
-    try:
-        fields = Path(path).read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
+def _threads(pid: int) -> dict[int, float]:
+    """CPU seconds of each of ``pid``'s threads."""
+    out = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            out[int(task)] = cpu_seconds(pid, int(task))
+    return out
 
 
-def _per(ticks: int, tick: int, requests: int) -> str:
-    return f"{ticks / tick / requests * 1e6:.0f}"
-
-
-def _threads(pid: int) -> dict[str, int]:
-    return {task: _ticks(pid, task) for task in os.listdir(f"/proc/{pid}/task")}
+def _per_request(seconds: float, requests: int) -> str:
+    return f"{seconds / requests * 1e6:.0f}"
 
 
 def main() -> None:
@@ -70,7 +67,6 @@ def main() -> None:
     args = parser.parse_args()
     if ensure_wrk() is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
-    tick = os.sysconf("SC_CLK_TCK")
     with tempfile.TemporaryDirectory(prefix="lambdad-ab-") as tmp:
         root = Path(tmp)
         trees = [export(rev, root / "trees") for rev in args.revs]
@@ -87,8 +83,8 @@ def main() -> None:
                 warm_up(server.endpoint, path, _pid(server))
                 paths.append(path)
             runs: list[list[WrkResult]] = [[] for _ in servers]
-            thread_ticks: list[dict[str, int]] = [{} for _ in servers]
-            child_ticks = [0 for _ in servers]
+            thread_cpu: list[dict[int, float]] = [{} for _ in servers]
+            child_cpu = [0.0 for _ in servers]
             for r in range(args.rounds):
                 order = list(range(len(servers)))
                 if r % 2:
@@ -96,21 +92,18 @@ def main() -> None:
                 for i in order:
                     pid = _pid(servers[i])
                     children = descendants(pid)
-                    before, children_before = _threads(pid), sum(_ticks(c) for c in children)
+                    before, children_before = _threads(pid), cpu_of(children)
                     runs[i].append(run_wrk(servers[i].endpoint, paths[i], args.seconds))
-                    after = _threads(pid)
-                    child_ticks[i] += sum(_ticks(c) for c in children) - children_before
-                    for task, ticks in after.items():
-                        thread_ticks[i][task] = thread_ticks[i].get(task, 0) + ticks - before.get(task, ticks)
-            for rev, result, threads, in_children in zip(
-                args.revs, runs, thread_ticks, child_ticks, strict=True
-            ):
+                    child_cpu[i] += cpu_of(children) - children_before
+                    for task, spent in _threads(pid).items():
+                        thread_cpu[i][task] = thread_cpu[i].get(task, 0.0) + spent - before.get(task, spent)
+            for rev, result, threads, in_children in zip(args.revs, runs, thread_cpu, child_cpu, strict=True):
                 total = _combined(result)
                 n = sum(run.requests for run in result) or 1
-                busiest = ", ".join(_per(t, tick, n) for t in sorted(threads.values(), reverse=True)[:2])
+                busiest = ", ".join(_per_request(t, n) for t in sorted(threads.values(), reverse=True)[:2])
                 rounds = " ".join(f"{run.requests_per_s:.0f}" for run in result)
                 print(f"{rev}: {total.requests_per_s:,.0f} req/s [{rounds}]; "
-                      f"server threads {busiest} us/req; child processes {_per(in_children, tick, n)} us/req")  # fmt: skip
+                      f"server threads {busiest} us/req; child processes {_per_request(in_children, n)} us/req")  # fmt: skip
         finally:
             for server in servers:
                 server.stop()

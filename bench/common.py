@@ -161,9 +161,10 @@ class LeanClient:
         self.conn.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (all its threads), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """utime + stime of one process (all its threads), or of one of its threads, from /proc."""
+    stat = f"/proc/{pid}/task/{thread}/stat" if thread is not None else f"/proc/{pid}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
@@ -199,7 +200,8 @@ def descendants(pid: int) -> list[int]:
 def server_and_sandboxes(pid: int) -> tuple[list[int], list[int]]:
     """The server's own processes (itself and its log writer) and everything else below it (the
     sandboxes), so that CPU figures charge the log writer to the server, where it belongs."""
-    own, sandboxes = [pid], []
+    own: list[int] = [pid]
+    sandboxes: list[int] = []
     for child in descendants(pid):
         try:
             argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")

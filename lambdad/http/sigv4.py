@@ -178,13 +178,16 @@ def _read_auth(header_map: Headers, query_string: bytes) -> tuple[_Auth, str, fl
     """Pick the signature form the request uses and parse it; raise when there is none.
     Returns the claims, the signing time in both forms and the canonical query string."""
     authorization = header_map.get(b"authorization")
-    if b"X-Amz-Algorithm" in query_string and _names_algorithm(query_string):
-        if authorization:
+    if b"X-Amz-Algorithm" in query_string:
+        if not authorization:
+            claims = _presigned_claims(query_string)
+            if claims is not None:
+                return claims
+        elif any(key == b"X-Amz-Algorithm" for key, _ in _split_query(query_string)):
             raise IncompleteSignatureException(
                 "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter "
                 "or the Authorization header should be specified"
             )
-        return _presigned_claims(query_string)
     if authorization:
         auth, amz_date, request_time = _parse_header_auth(authorization[0].decode("latin-1"), header_map)
         canonical_query = _canonical_query(_split_query(query_string), False) if query_string else b""
@@ -192,16 +195,15 @@ def _read_auth(header_map: Headers, query_string: bytes) -> tuple[_Auth, str, fl
     raise MissingAuthenticationTokenException(MSG_MISSING_TOKEN)
 
 
-def _names_algorithm(query_string: bytes) -> bool:
-    return any(key == b"X-Amz-Algorithm" for key, _ in _split_query(query_string))
-
-
 @lru_cache(maxsize=256)
-def _presigned_claims(query_string: bytes) -> tuple[_Auth, str, float, bytes]:
-    """What a presigned URL's query string claims, and its canonical form: a pure function of the
-    string, kept for the URL's next use (a presigned URL is made to be used until it expires). The
-    signature is still computed and compared, and the time checked, on every request."""
+def _presigned_claims(query_string: bytes) -> tuple[_Auth, str, float, bytes] | None:
+    """What a presigned URL's query string claims, and its canonical form (None when it has no
+    X-Amz-Algorithm parameter): a pure function of the string, kept for the URL's next use (a
+    presigned URL is made to be used until it expires). The signature is still computed and
+    compared, and the time checked, on every request."""
     query = _split_query(query_string)
+    if not any(key == b"X-Amz-Algorithm" for key, _ in query):
+        return None
     auth, amz_date, request_time = _parse_query_auth(query)
     return auth, amz_date, request_time, _canonical_query(query, True)
 

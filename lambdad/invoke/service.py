@@ -297,8 +297,7 @@ class InvokeService:
     ) -> list[str]:
         """The invocation's log lines (stored, and returned when wanted), metrics and metering."""
         memory = int(record.config["MemorySize"])
-        if not lines_wanted and not cold and outcome.kind in ("ok", "function_error"):
-            # The usual invocation: its lines are made by the log writer process, off this thread.
+        if not cold and outcome.kind in ("ok", "function_error"):  # the usual invocation
             invocation = (
                 request_id,
                 warm.version,
@@ -307,9 +306,13 @@ class InvokeService:
                 memory,
                 outcome.max_memory_mb,
             )
-            group = record.config["LoggingConfig"]["LogGroup"]
-            self.logs.append_invocation(group, warm.stream, int(time.time() * 1000), invocation)
-            lines = []
+            group, now = record.config["LoggingConfig"]["LogGroup"], int(time.time() * 1000)
+            if lines_wanted:
+                lines = loglines.invocation_lines(invocation)
+                self.logs.append(group, warm.stream, [(now, line) for line in lines])
+            else:  # the log writer process makes its lines, off this thread
+                self.logs.append_invocation(group, warm.stream, now, invocation)
+                lines = []
         else:
             lines = self._log_invocation(record, warm, outcome, request_id, memory, cold)
         self._count(record, warm, outcome, qualifier, memory, provisioned_config)

@@ -179,8 +179,7 @@ class LogStore:
             self._dropped += len(events) - max(room, 0)
             events = events[: max(room, 0)]
         self._pending.extend((group, stream, ts, message) for ts, message in events)
-        if len(self._pending) >= FLUSH_THRESHOLD and self._wake is not None:
-            self._wake.set()
+        self._appended()
 
     def append_invocation(self, group: str, stream: str, ts: int, invocation: Invocation) -> None:
         """Buffer an invocation's START, output, END and REPORT lines, all at ``ts``; the writer
@@ -189,6 +188,9 @@ class LogStore:
             self._dropped += 3
             return
         self._pending.append((group, stream, ts, invocation))
+        self._appended()
+
+    def _appended(self) -> None:
         if len(self._pending) >= FLUSH_THRESHOLD and self._wake is not None:
             self._wake.set()
 

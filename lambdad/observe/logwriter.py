@@ -26,7 +26,6 @@ import sqlite3
 import struct
 import subprocess
 import sys
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -299,12 +298,12 @@ class WriterError(RuntimeError):
 
 
 class WriterProcess:
-    """The server's handle on the writer process. ``call`` blocks: use it from one thread."""
+    """The server's handle on the writer process. ``call`` and ``close`` block and are not
+    thread-safe: the log store makes them on its one writer thread, which keeps them in order."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._proc: subprocess.Popen[bytes] | None = None
-        self._lock = threading.Lock()
 
     @property
     def pid(self) -> int | None:
@@ -323,18 +322,17 @@ class WriterProcess:
         have carried out is asked again only when that is harmless (a numbered batch); any other
         fails with WriterError (the API answers 500 and the client may retry)."""
         data = pickle.dumps((op, args), pickle.HIGHEST_PROTOCOL)
-        with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
-                self._reap()
-                self.start()
+        if self._proc is None or self._proc.poll() is not None:
+            self._reap()
+            self.start()
+        sent, frame = self._exchange(data)
+        if frame is None and (not sent or op in _SAFE_TO_REPEAT):
+            self._reap()
+            self.start()
             sent, frame = self._exchange(data)
-            if frame is None and (not sent or op in _SAFE_TO_REPEAT):
-                self._reap()
-                self.start()
-                sent, frame = self._exchange(data)
-            if frame is None:
-                self._reap()
-                raise WriterError(f"the log writer process stopped during {op}")
+        if frame is None:
+            self._reap()
+            raise WriterError(f"the log writer process stopped during {op}")
         reply = pickle.loads(frame)
         if reply[0] == "ok":
             return reply[1]
@@ -356,11 +354,10 @@ class WriterProcess:
 
     def close(self) -> None:
         """End the writer once it has answered everything sent; waits for it."""
-        with self._lock:
-            if self._proc is not None and self._proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    self._proc.stdin.close()
-                self._reap()
+        if self._proc is not None and self._proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+            self._reap()
 
     def _reap(self) -> None:
         proc, self._proc = self._proc, None

@@ -411,19 +411,17 @@ class MetricStore:
     def _fold(self) -> None:
         """Add the noted invocations to their seconds' series and the totals, a target at a time."""
         unfolded, self._unfolded = self._unfolded, []
-        by_target: dict[tuple[int, str, str | None, str], list[Any]] = {}
+        by_target: dict[tuple[int, str, str | None, str], list[tuple[float, bool]]] = defaultdict(list)
         for second, function, resource, version, duration_ms, error in unfolded:
-            tally = by_target.get((second, function, resource, version))
-            if tally is None:
-                tally = by_target[second, function, resource, version] = [0, 0, Agg()]
-            tally[0] += 1
-            tally[1] += error
-            tally[2].add(duration_ms, bucket_index(duration_ms))
+            by_target[second, function, resource, version].append((duration_ms, error))
+        for (second, function, resource, version), runs in by_target.items():
             totals = self._totals.get(function)
             if totals is None:
                 totals = self._totals[function] = FunctionTotals()
-            totals.duration_buckets[bisect_left(DURATION_BUCKETS_MS, duration_ms)] += 1
-        for (second, function, resource, version), (n, errors, durations) in by_target.items():
+            n, errors, durations = len(runs), sum(error for _, error in runs), Agg()
+            for duration_ms, _ in runs:
+                durations.add(duration_ms, bucket_index(duration_ms))
+                totals.duration_buckets[bisect_left(DURATION_BUCKETS_MS, duration_ms)] += 1
             invocation_keys, error_keys, duration_keys, _ = self._keys(function, resource, version)
             series = self._seconds.get(second)
             if series is None:
@@ -438,7 +436,6 @@ class MetricStore:
                     agg.add_many(0.0, ZERO_BUCKET, n - errors)
             for key in duration_keys:
                 self._agg(series, key).merge(durations)
-            totals = self._totals[function]
             totals.invocations += n
             totals.errors += errors
             totals.duration_sum_ms += durations.sum

@@ -187,7 +187,7 @@ class BlockingReader:
                 if (frame := next(self._pending, None)) is not None:
                     return frame
                 self._pending = None
-            chunk = self.sock.recv(max(splitter.missing(), 1 << 16) if splitter.buffer else 1 << 16)
+            chunk = self.sock.recv(max(splitter.missing(), 1 << 16))
             if not chunk:
                 if splitter.buffer:
                     raise FrameError("stream ended inside a frame")
