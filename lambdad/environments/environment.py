@@ -28,6 +28,10 @@ class State(enum.Enum):
     BUSY = "busy"
     DEAD = "dead"
 
+    # Members are singletons compared by identity: hash them so too (Enum's hash runs Python code,
+    # and every invoke makes two transitions).
+    __hash__ = object.__hash__
+
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.STARTING: frozenset({State.READY, State.DEAD}),

@@ -13,7 +13,6 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from lambdad.invoke.concurrency import ConcurrencyLimiter
@@ -41,28 +40,30 @@ class Disposable(Protocol):
 
 E = TypeVar("E", bound=Disposable)
 
+# Plain classes rather than dataclasses: mypyc (lambdad/compiled.py) cannot compile generic ones.
 
-@dataclass
+
 class _Idle(Generic[E]):
-    env: E
-    since: float
+    def __init__(self, env: E, since: float) -> None:
+        self.env = env
+        self.since = since
 
 
-@dataclass
 class _FunctionEnvironments(Generic[E]):
     """The environments of one function version with one configuration fingerprint."""
 
-    fingerprint: str
-    idle: list[_Idle[E]] = field(default_factory=list)
-    busy: set[E] = field(default_factory=set)
-    #: Environments started ahead for provisioned concurrency: never reaped while idle.
-    provisioned: set[E] = field(default_factory=set)
+    def __init__(self, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
+        self.idle: list[_Idle[E]] = []
+        self.busy: set[E] = set()
+        #: Environments started ahead for provisioned concurrency: never reaped while idle.
+        self.provisioned: set[E] = set()
 
 
-@dataclass(frozen=True)
 class Lease(Generic[E]):
-    env: E
-    cold: bool
+    def __init__(self, env: E, cold: bool) -> None:
+        self.env = env
+        self.cold = cold
 
 
 class EnvironmentPool(Generic[E]):

@@ -119,9 +119,14 @@ def _classify_members(op: Operation) -> None:
 
 
 class RestRouter:
-    """Matches (method, raw path, query) to a rest-json operation and its URI labels."""
+    """Matches (method, raw path, query) to a rest-json operation and its URI labels.
 
-    def __init__(self, operations: Mapping[str, Operation]) -> None:
+    Operations are bucketed by method and the first ``prefix_segments`` segments of their path,
+    which must hold no label (Lambda's ``/2015-03-31/functions``; Scheduler's ``/schedules``).
+    """
+
+    def __init__(self, operations: Mapping[str, Operation], prefix_segments: int = 2) -> None:
+        self._prefix_end = prefix_segments + 1  # the path's leading "/" makes an empty first part
         self._by_prefix: dict[tuple[str, str], list[Operation]] = {}
         #: (method, path) -> match, for buckets where the query never decides (every invoke of a
         #: function is the same path: one dict lookup instead of a regex and label unquoting).
@@ -139,10 +144,8 @@ class RestRouter:
             # Operations that demand a query parameter are tried first; longer patterns before shorter.
             ops.sort(key=lambda o: (not o.required_query, -len(o.path_regex.pattern)))  # type: ignore[union-attr]
 
-    @staticmethod
-    def _prefix(path: str) -> str:
-        parts = path.split("/")
-        return "/".join(parts[:3])
+    def _prefix(self, path: str) -> str:
+        return "/".join(path.split("/")[: self._prefix_end])
 
     def match(
         self, method: str, path: str, query: Mapping[str, list[str]]

@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from email.utils import formatdate
-from typing import cast
+from typing import Any, cast
 from urllib.parse import unquote
 
 import httptools
@@ -171,7 +171,8 @@ class HttpConnection(asyncio.Protocol):
             self._body.append(body)
 
     def on_message_complete(self) -> None:
-        url = httptools.parse_url(self._url)
+        # Any: httptools' stubs say bytes, but an absent part is None (compiled code checks types)
+        url: Any = httptools.parse_url(self._url)
         raw_path: bytes = url.path or b"/"
         method = self.parser.get_method().decode("ascii", "replace")
         request = Request(

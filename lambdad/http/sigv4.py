@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from lambdad.http.errors import (
@@ -460,7 +460,7 @@ class _PresignedForm:
     """Which payload hash the last presigned URL verified with, tried first on the next one: the
     other attempt is a whole second signature. Only the order of the attempts depends on it."""
 
-    unsigned_first = False
+    unsigned_first: ClassVar[bool] = False
 
 
 # --- signing -------------------------------------------------------------------------------------

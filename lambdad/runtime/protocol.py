@@ -55,7 +55,7 @@ def encode(kind: int, header: dict[str, Any] | None = None, body: bytes = b"") -
     """One frame as bytes."""
     if kind == INVOKE:
         extra = dict(header or {})
-        return encode_invoke(extra.pop("request_id", ""), extra.pop("deadline_ms", 0),
+        return encode_invoke(extra.pop("request_id", ""), int(extra.pop("deadline_ms", 0)),
                              extra.pop("invoked_function_arn", ""), extra.pop("trace_id", None), extra, body)  # fmt: skip
     return encode_raw(kind, encode_header(header), body)
 

@@ -11,14 +11,6 @@ from lambdad.http.app import App, Handler, Request
 from lambdad.http.errors import ValidationException
 
 
-class SchedulerRouter(awsmodel.RestRouter):
-    """Scheduler's paths carry a label in their second segment, so routes bucket by the first only."""
-
-    @staticmethod
-    def _prefix(path: str) -> str:
-        return "/".join(path.split("/")[:2])
-
-
 def scheduler_handlers(service: SchedulerService) -> dict[str, Handler]:
     bound = {
         "CreateSchedule": service.create,
@@ -55,4 +47,6 @@ def _unsupported(name: str) -> Handler:
 def install_scheduler(app: App, service: SchedulerService) -> None:
     """Serve the Scheduler API next to Lambda's (tried only when no Lambda route matches)."""
     operations = awsmodel.build_operations(awsmodel.load_model("scheduler"))
-    app.rest_services.append((SchedulerRouter(operations), scheduler_handlers(service)))
+    # Scheduler's paths carry a label in their second segment, so routes bucket by the first only
+    router = awsmodel.RestRouter(operations, prefix_segments=1)
+    app.rest_services.append((router, scheduler_handlers(service)))
