@@ -8,9 +8,25 @@ DATA_DIR ?= .lambdad
 HOST ?= 127.0.0.1
 PORT ?= 9000
 
-.PHONY: setup serve test lint bench clean system-deps console-e2e-deps
+.PHONY: setup serve test lint bench clean system-deps console-e2e-deps compiled compiler-deps
 
-setup: system-deps console-e2e-deps $(STAMP)
+setup: system-deps console-e2e-deps $(STAMP) compiled
+
+# The invoke path's modules compiled with mypyc (lambdad/compiled.py). Quick when the build matches
+# the sources; without a C compiler lambdad warns and runs its Python sources.
+compiled: compiler-deps $(STAMP)
+	@$(BIN)/python -m lambdad.compiler
+
+# A C compiler and Python's headers for it, installed when run as root and missing (best effort).
+compiler-deps:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		command -v cc >/dev/null 2>&1 || { echo "installing gcc (apt-get) for the compiled hot path"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null \
+			|| echo "WARNING: gcc not installed; lambdad will run its Python sources"; }; \
+		$(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+			|| { echo "installing python3-dev (apt-get) for the compiled hot path"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-dev >/dev/null || true; }; \
+	fi
 
 # Debian packages lambdad needs at run time: bubblewrap (sandboxes), e2fsprogs (mkfs.ext4 for each
 # sandbox's /tmp), util-linux (losetup, setpriv, prlimit). Installed only when run as root and
@@ -63,4 +79,4 @@ bench: setup
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache lambdad/_compiled

@@ -7,6 +7,9 @@ busiest threads (the event loop's first) and of its child processes (sandboxes, 
 
     python -m bench.ab HEAD~1 HEAD             # two commits
     python -m bench.ab --rounds 10 main WORK   # WORK: the working tree as it is
+    python -m bench.ab PURE WORK               # PURE: the working tree without its compiled modules
+
+A commit's tree holds no compiled modules (lambdad/compiled.py), so it runs its Python sources.
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ from pathlib import Path
 from bench.common import NOOP, cpu_seconds, deploy, descendants, invoke_path, presigned_path
 from bench.loadgen import WrkResult, _combined, ensure_wrk, run_wrk
 from bench.warm import cpu_of, warm_up
+from lambdad.compiled import PURE_ENV
 from tests.serverproc import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def export(rev: str, into: Path) -> Path:
-    """A directory holding ``lambdad`` as of ``rev`` (WORK: the working tree), for PYTHONPATH."""
-    if rev == "WORK":
+    """A directory holding ``lambdad`` as of ``rev`` (WORK, PURE: the working tree), for PYTHONPATH."""
+    if rev in ("WORK", "PURE"):
         return REPO
     target = into / rev.replace("/", "_")
     target.mkdir(parents=True)
@@ -37,6 +41,13 @@ def export(rev: str, into: Path) -> Path:
     )
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
     return target
+
+
+def _environment(rev: str, tree: Path) -> dict[str, str]:
+    env = {"PYTHONPATH": str(tree)}
+    if rev == "PURE":
+        env[PURE_ENV] = "1"
+    return env
 
 
 def _pid(server: ServerProcess) -> int:
@@ -72,8 +83,8 @@ def main() -> None:
         trees = [export(rev, root / "trees") for rev in args.revs]
         os.chdir(root)  # `python -m lambdad` looks in the working directory before PYTHONPATH
         servers = [
-            ServerProcess(root / str(i) / "data", env={"PYTHONPATH": str(tree)}).start()
-            for i, tree in enumerate(trees)
+            ServerProcess(root / str(i) / "data", env=_environment(rev, tree)).start()
+            for i, (rev, tree) in enumerate(zip(args.revs, trees, strict=True))
         ]
         try:
             paths = []

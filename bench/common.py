@@ -17,6 +17,7 @@ from botocore.auth import S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from lambdad import compiled
 from tests.serverproc import ACCESS_KEY, REGION, SECRET_KEY, ServerProcess, make_zip
 
 __all__ = ["ServerProcess", "make_zip"]
@@ -92,6 +93,7 @@ def machine() -> dict[str, str]:
         "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB",
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "lambdad commit": _git_head(),
+        "compiled hot path (mypyc)": compiled.state,
     }
 
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from lambdad import __version__
+from lambdad import __version__, compiled
 from lambdad.config import Settings
 from lambdad.console.api import Services as ConsoleServices
 from lambdad.console.console import Console
@@ -156,7 +156,14 @@ class Server:
         await self.mappings.start()
         self.scheduler.start()
         self.ready = True
-        log.info("ready", extra={"endpoint": self.settings.endpoint, "data_dir": str(self.settings.data_dir)})
+        log.info(
+            "ready",
+            extra={
+                "endpoint": self.settings.endpoint,
+                "data_dir": str(self.settings.data_dir),
+                "compiled": compiled.state,
+            },
+        )
 
     async def shutdown(self) -> None:
         self.ready = False
