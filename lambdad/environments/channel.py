@@ -20,6 +20,7 @@ class FrameChannel(asyncio.Protocol):
     """Frames in order; ``read()`` returns None once the stream has ended or broke the format."""
 
     def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()  # kept: on Python 3.11 each call is a getpid()
         self.transport: asyncio.Transport | None = None
         self._splitter = P.FrameSplitter()
         self._frames: deque[Frame] = deque()
@@ -66,7 +67,7 @@ class FrameChannel(asyncio.Protocol):
             return self._frames.popleft()
         if self._ended:
             return None
-        waiter: asyncio.Future[Frame | None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[Frame | None] = self.loop.create_future()
         self._waiter = waiter
         return await waiter
 

@@ -164,6 +164,7 @@ class Environment:
     def __init__(self, sandbox: Sandbox, spec: SandboxSpec) -> None:
         self.sandbox = sandbox
         self.spec = spec
+        self.loop = asyncio.get_running_loop()  # kept: on Python 3.11 each call is a getpid()
         self.state = State.STARTING
         self.init_duration_ms = 0.0
         self.output = OutputCapture(sandbox.output_fd)
@@ -249,7 +250,7 @@ class Environment:
                                           req.trace_id, extra, req.payload))  # fmt: skip
         # A plain timer rather than asyncio.timeout(): at the deadline it kills the sandbox and ends
         # the control stream, which ends the read; no cancellation machinery on every invoke.
-        timer = asyncio.get_running_loop().call_later(req.timeout_s, self._expire)
+        timer = self.loop.call_later(req.timeout_s, self._expire)
         try:
             frame = await self._read()
         finally:

@@ -107,6 +107,8 @@ class HttpConnection(asyncio.Protocol):
         self.server = server
         self.app = server.app
         self.parser = httptools.HttpRequestParser(self)
+        # Kept: on Python 3.11 every get_running_loop() is a getpid() system call
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] | None = None
         self.pending: deque[tuple[Request, bool, bool]] = deque()
@@ -206,7 +208,7 @@ class HttpConnection(asyncio.Protocol):
             return
         self.running = True
         request, keep_alive, head = self.pending.popleft()
-        task = asyncio.get_running_loop().create_task(self._run(request, keep_alive, head))
+        task = self.loop.create_task(self._run(request, keep_alive, head))
         task.add_done_callback(_log_crash)
 
     async def _run(self, request: Request, keep_alive: bool, head: bool) -> None:
@@ -248,7 +250,7 @@ class HttpConnection(asyncio.Protocol):
     def _arm_idle_timer(self, delay: float) -> None:
         """One timer per connection, moved on only when it fires: arming and cancelling one for
         every request cost more than the keep-alive check itself."""
-        self.idle_timer = asyncio.get_running_loop().call_later(delay, self._idle_check)
+        self.idle_timer = self.loop.call_later(delay, self._idle_check)
 
     def _idle_check(self) -> None:
         keep_alive = self.server.keep_alive_s
