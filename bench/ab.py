@@ -9,7 +9,8 @@ busiest threads (the event loop's first) and of its child processes (sandboxes, 
     python -m bench.ab --rounds 10 main WORK   # WORK: the working tree as it is
     python -m bench.ab PURE WORK               # PURE: the working tree without its compiled modules
 
-A commit's tree holds no compiled modules (lambdad/compiled.py), so it runs its Python sources.
+A commit's tree holds no compiled modules (lambdad/compiled.py), so it runs its Python sources
+unless ``--compile`` builds them first (a minute or two per commit).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import contextlib
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -41,6 +43,12 @@ def export(rev: str, into: Path) -> Path:
     )
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
     return target
+
+
+def compile_tree(tree: Path) -> None:
+    """Build an exported commit's compiled hot path, as its ``make setup`` would."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    subprocess.run([sys.executable, "-m", "lambdad.compiler"], cwd=tree, env=env, check=True)
 
 
 def _environment(rev: str, tree: Path) -> dict[str, str]:
@@ -75,12 +83,17 @@ def main() -> None:
     parser.add_argument("revs", nargs="+", help="commits to compare (WORK for the working tree)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=3, help="wrk's run per server per round")
+    parser.add_argument("--compile", action="store_true", help="build each commit's compiled modules")
     args = parser.parse_args()
     if ensure_wrk() is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     with tempfile.TemporaryDirectory(prefix="lambdad-ab-") as tmp:
         root = Path(tmp)
         trees = [export(rev, root / "trees") for rev in args.revs]
+        if args.compile:
+            for tree in trees:
+                if tree != REPO:
+                    compile_tree(tree)
         os.chdir(root)  # `python -m lambdad` looks in the working directory before PYTHONPATH
         servers = [
             ServerProcess(root / str(i) / "data", env=_environment(rev, tree)).start()
