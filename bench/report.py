@@ -237,9 +237,40 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   need about 350 us per request (the loop's thread, the sandboxes and the log writer about 90 us,
   wrk), so even perfectly parallel this machine would give about 5,700 req/s: 0.2x the floor
   (7,800-8,600 req/s) needs less than half of today's CPU per invoke, not more processes.
+- **The invoke path compiled with mypyc** (2026-11-23, fifth session; `lambdad/compiled.py`).
+  `make setup` compiles the 18 modules a warm invoke runs through in the server (HTTP server,
+  routing, SigV4, awsmodel, the invoke service, environments and pool, the frame protocol,
+  metrics, metering, the log store, log lines) into C extensions under `lambdad/_compiled/`, and
+  `import lambdad` loads them only while every source still matches the sha256 it was built from.
+  Compiled code checks every annotation, which found two untrue ones (httptools' URL parts can be
+  None; the generic frame encoder passed a string deadline). Same tree, compiled against its
+  sources (`python -m bench.ab --rounds 10 PURE WORK`): 3,261 -> 3,966 req/s (+22%), the loop's
+  thread 292 -> 234 us per request; sequential p50 at 1769 MB 0.766 -> 0.728 ms, server CPU per
+  invoke 473 -> 433 us (10 alternating rounds of 3,000). Against the session's start, ba2c3e9
+  (`python -m bench.ab --rounds 10 ba2c3e9 WORK`): 3,596 -> 4,142 req/s, loop thread 261 -> 219
+  us per request; sequential, 10 alternating rounds of 3,000: p50 0.739 -> 0.676 ms at 128 MB
+  (server CPU 480 -> 410 us), 0.612 -> 0.620 ms at 1769 MB (server CPU 383 -> 350 us, p90 0.768
+  -> 0.707 ms): the CPU saved does not always show in the median. On Python 3.11 every
+  `asyncio.get_running_loop()` is a getpid() system call (strace: four per request); the
+  connection, channel and environment now keep their loop.
+- **Two `make bench` runs of the compiled code**: p50 2.77x and 2.81x the floor at 128 MB, 2.66x
+  and 2.73x at 1769 MB (target 3x; 2.88-3.37x before); 128 MB p99 2.59 and 3.37 ms; throughput
+  0.13x and 0.15x (4,567 / 34,164 and 5,050 / 33,705 req/s; 0.10-0.11x before); lambdad ahead of
+  serverless-offline under wrk in turns, 4,932 vs 3,570 and 3,685 vs 2,889 req/s.
+- **What bounds throughput now** (per-process CPU around a 5 s wrk run, 3,300 req/s in a slow
+  spell): the server 285 us per request (all threads), the log writer 35, the sandboxes' agents
+  150 (75 when invoked one at a time: under load every process runs slower on two busy vCPUs).
+  With wrk that is about 500 us of CPU per request on 2 CPUs. perf of the loop's thread: half in
+  libpython's object machinery (allocation, dicts, attribute lookups on asyncio and uvloop
+  objects the compiled code calls), a fifth in the kernel, 13% in the compiled code itself. 0.2x
+  the floor still needs about half of today's CPU per request, on both sides of the sandbox
+  boundary.
 """
 
 MEANINGS = """## What each number means
+- **compiled hot path (mypyc)**, in the machine table: whether the servers measured ran the
+  invoke path's compiled modules (`lambdad/compiled.py`; `make setup` builds them) or, with
+  "off", their Python sources.
 - **warm / sequential invoke p50, p99**: one client, one persistent HTTP/1.1 connection
   (`http.client`), `POST /2015-03-31/functions/bench-noop/invocations` with body `{}`, each request
   signed with botocore's `SigV4Auth` *before* the clock starts; the clock covers send to last byte of
