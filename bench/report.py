@@ -266,8 +266,11 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   997 us and 75 us; at 1769 MB 602 us and 55 us; the plain-process backend (no CPU quota) 596 us
   and 57.5 us at 128 MB. Unthrottled the sandbox needs 55 us per invoke where 7.2% of a 600 us
   cadence allows 43: throttling adds about 400 us to the 128 MB mean (not to its median) and 20
-  us of CPU of its own. The sandbox's side of an invoke has to get under about 43 us (inside the
-  sandbox; 39 us outside it already) before back-to-back 128 MB invokes stop being throttled.
+  us of CPU of its own. The sandbox's side of an invoke has to get under about 43 us before
+  back-to-back 128 MB invokes stop being throttled. The agent alone, fed production INVOKE frames
+  back to back over a socketpair outside any sandbox, needs 26-29 us (13-17 user, 12-13 system):
+  most of the 55 us is the agent waking from a sleep of half a millisecond on this VM, not its
+  Python.
 - **What bounds throughput now** (per-process CPU around a 5 s wrk run, 3,300 req/s in a slow
   spell): the server 285 us per request (all threads), the log writer 35, the sandboxes' agents
   150 (75 when invoked one at a time: under load every process runs slower on two busy vCPUs).
