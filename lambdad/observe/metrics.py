@@ -376,20 +376,30 @@ class MetricStore:
                 self._units.setdefault(key, UNITS[name])
         return result
 
-    def _second(self) -> dict[SeriesKey, Agg]:
-        now = int(self._clock())
+    def _second(self, at: int | None = None) -> dict[SeriesKey, Agg]:
+        """The series of second ``at`` (now by default), made on first use."""
+        now = int(self._clock()) if at is None else at
         second = self._seconds.get(now)
         if second is None:
             second = self._seconds[now] = {}
         return second
 
+    def _agg(self, series: dict[SeriesKey, Agg], key: SeriesKey) -> Agg:
+        agg = series.get(key)
+        if agg is None:
+            agg = series[key] = Agg()
+            self._high_res_points += 1
+        return agg
+
     def _add(self, second: dict[SeriesKey, Agg], keys: Iterable[SeriesKey], value: float, index: int) -> None:
         for key in keys:
-            agg = second.get(key)
-            if agg is None:
-                agg = second[key] = Agg()
-                self._high_res_points += 1
-            agg.add(value, index)
+            self._agg(second, key).add(value, index)
+
+    def _function_totals(self, function: str) -> FunctionTotals:
+        totals = self._totals.get(function)
+        if totals is None:
+            totals = self._totals[function] = FunctionTotals()
+        return totals
 
     def record_invocation(
         self, function: str, resource: str | None, executed_version: str, duration_ms: float, error: bool
@@ -415,17 +425,13 @@ class MetricStore:
         for second, function, resource, version, duration_ms, error in unfolded:
             by_target[second, function, resource, version].append((duration_ms, error))
         for (second, function, resource, version), runs in by_target.items():
-            totals = self._totals.get(function)
-            if totals is None:
-                totals = self._totals[function] = FunctionTotals()
+            totals = self._function_totals(function)
             n, errors, durations = len(runs), sum(error for _, error in runs), Agg()
             for duration_ms, _ in runs:
                 durations.add(duration_ms, bucket_index(duration_ms))
                 totals.duration_buckets[bisect_left(DURATION_BUCKETS_MS, duration_ms)] += 1
             invocation_keys, error_keys, duration_keys, _ = self._keys(function, resource, version)
-            series = self._seconds.get(second)
-            if series is None:
-                series = self._seconds[second] = {}
+            series = self._second(second)
             for key in invocation_keys:
                 self._agg(series, key).add_many(1.0, 0, n)
             for key in error_keys:
@@ -440,13 +446,6 @@ class MetricStore:
             totals.errors += errors
             totals.duration_sum_ms += durations.sum
 
-    def _agg(self, series: dict[SeriesKey, Agg], key: SeriesKey) -> Agg:
-        agg = series.get(key)
-        if agg is None:
-            agg = series[key] = Agg()
-            self._high_res_points += 1
-        return agg
-
     @property
     def totals(self) -> dict[str, FunctionTotals]:
         self._fold()
@@ -456,10 +455,7 @@ class MetricStore:
         """One request refused for lack of concurrency (429)."""
         throttles = self._keys(function, resource, "")[3]
         self._add(self._second(), throttles, 1.0, 0)
-        totals = self._totals.get(function)
-        if totals is None:
-            totals = self._totals[function] = FunctionTotals()
-        totals.throttles += 1
+        self._function_totals(function).throttles += 1
 
     def record(self, name: str, dimensions: Mapping[str, str], value: float, unit: str) -> None:
         """Any other AWS/Lambda metric (AsyncEventsReceived, AsyncEventAge, DeadLetterErrors, ...)."""
