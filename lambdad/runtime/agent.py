@@ -344,7 +344,7 @@ def invoke_python(
         )
         return
     flush_std()
-    channel.send_raw(P.RESULT, b'{"request_id":"' + request_id.encode() + b'"}', response)
+    channel.send_raw(P.RESULT, b"", response)
 
 
 def send_error(channel: Channel, request_id: str, error_type: str, body: bytes) -> None:

@@ -2,13 +2,14 @@
 
 A frame is ``u32 length | u8 kind | u32 header length | header | body``, big-endian, where
 ``length`` counts every byte after itself. The header is a JSON object, except INVOKE's
-(``encode_invoke``): both decode to a dict. The module is standard-library only: the agent imports
+(``encode_invoke``), and an empty header stands for ``{}``: all decode to a dict. The module is standard-library only: the agent imports
 it inside the sandbox and the host imports it too.
 """
 
 from __future__ import annotations
 
 import json
+import json.scanner
 import struct
 
 TYPE_CHECKING = False
@@ -20,7 +21,7 @@ INIT = 1  # host -> agent: start the runtime (everything it needs is in the envi
 READY = 2  # agent -> host: {"init_duration_ms"}
 INIT_ERROR = 3  # agent -> host: {"errorType", "errorMessage"}; body: error JSON
 INVOKE = 4  # host -> agent: {"request_id", "deadline_ms", ...} as lines; body: payload
-RESULT = 5  # agent -> host: {"request_id"}; body: response bytes
+RESULT = 5  # agent -> host: no header (the host knows which invoke it answers); body: response bytes
 ERROR = 6  # agent -> host: {"request_id", "errorType"}; body: error JSON
 EXIT = 7  # agent -> host: the runtime process ended; {"request_id"?, "errorType", "errorMessage"}
 
@@ -32,7 +33,23 @@ MAX_FRAME = 64 * 1024 * 1024
 _PREFIX = struct.Struct(">I")
 # Made once: json.dumps with arguments builds an encoder per call, json.loads sniffs the encoding.
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
-_DECODE = json.JSONDecoder().decode
+_DECODER = json.JSONDecoder()
+_SCAN: Any = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]  # the C scanner where there is one
+
+
+def _decode(text: str) -> Any:
+    """``JSONDecoder().decode(text)``: the scanner alone when ``text`` is one value with no
+    whitespace around it (every frame header, most payloads), which skips decode()'s two Python
+    calls and two regex matches. Anything else goes through decode(), so its errors are decode()'s."""
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        return _DECODER.decode(text)
+    return value
+
+
 _KIND_HLEN = struct.Struct(">BI")
 _FRAME_HEAD = struct.Struct(">IBI")  # the length prefix, kind and header length in one pack
 
@@ -42,7 +59,7 @@ def json_loads(data: bytes) -> Any:
     every payload. Anything else (a BOM, UTF-16) and any error go through json.loads itself, so what
     is accepted and how a failure is worded stay json.loads's. Both ends check invoke payloads."""
     try:
-        return _DECODE(data.decode())
+        return _decode(data.decode())
     except ValueError:
         return json.loads(data)
 
@@ -85,7 +102,7 @@ def _invoke_header(raw: str) -> dict[str, Any]:
     header = {"request_id": lines[0], "deadline_ms": lines[1], "invoked_function_arn": lines[2],
               "trace_id": lines[3] or None}  # fmt: skip
     if len(lines) == 5:
-        extra = _DECODE(lines[4])
+        extra = _decode(lines[4])
         if not isinstance(extra, dict):
             raise FrameError("header is not an object")
         header.update(extra)
@@ -93,7 +110,8 @@ def _invoke_header(raw: str) -> dict[str, Any]:
 
 
 def encode_header(header: dict[str, Any] | None) -> bytes:
-    return _ENCODE(header or {}).encode()
+    """A header's bytes; an empty one is no bytes at all, which decodes to {} without JSON."""
+    return _ENCODE(header).encode() if header else b""
 
 
 def encode_raw(kind: int, raw: bytes, body: bytes) -> bytes:
@@ -123,9 +141,11 @@ def decode_at(data: bytes | bytearray, pos: int) -> tuple[int, dict[str, Any], b
     start = pos + _KIND_HLEN.size
     if start + hlen > end:
         raise FrameError("header longer than frame")
+    if hlen == 0:  # no header at all: an empty object (a RESULT's, on every invoke)
+        return kind, {}, bytes(data[start:])
     try:
         text = data[start : start + hlen].decode()
-        header = _invoke_header(text) if kind == INVOKE else _DECODE(text)
+        header = _invoke_header(text) if kind == INVOKE else _decode(text)
     except ValueError as e:
         raise FrameError(f"bad header: {e}") from e
     if not isinstance(header, dict):

@@ -1,4 +1,5 @@
 import asyncio
+import json
 import socket
 import threading
 
@@ -46,7 +47,26 @@ def test_bad_invoke_header_rejected() -> None:
 
 def test_empty_header_and_body() -> None:
     data = P.encode(P.INIT)
+    assert data == b"\x00\x00\x00\x05" + bytes([P.INIT]) + b"\x00\x00\x00\x00", "an empty header is no bytes"
     assert P.decode(data[4:]) == (P.INIT, {}, b"")
+    assert P.decode(P.encode_raw(P.RESULT, b"{}", b"1")[4:]) == (P.RESULT, {}, b"1")  # spelled out, too
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":1}', "{}", "[1, 2]", '"s"', "3", "null", "NaN", " {} ", "{}\n", "\t[1]", '{"a":1}{"b":2}',
+     "", " ", "{", '{"a":}', "[1,]", '"\\ud800"', "nul", "1 2", '{"a":"\x01"}'],
+)  # fmt: skip
+def test_json_loads_agrees_with_json_module(text: str) -> None:
+    """The scanner-only path answers exactly what json.loads answers, errors included."""
+    try:
+        expected: object = json.loads(text)
+    except ValueError as e:
+        with pytest.raises(ValueError) as got:
+            P.json_loads(text.encode())
+        assert str(got.value) == str(e)
+        return
+    assert repr(P.json_loads(text.encode())) == repr(expected)
 
 
 def test_bad_length_rejected() -> None:
