@@ -171,6 +171,12 @@ class Environment:
         self.channel: FrameChannel | None = None
         #: Set by the invoke deadline's timer, which has already killed the sandbox.
         self._expired = False
+        #: Loop time at which the running invoke times out; 0.0 while none runs.
+        self._deadline = 0.0
+        #: One timer, moved on only when it fires (``_check_deadline``): arming and cancelling a
+        #: timer on every invoke cost the loop more than the deadline check itself.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     def _to(self, new: State) -> None:
         if new not in TRANSITIONS[self.state]:
@@ -250,11 +256,11 @@ class Environment:
                                           req.trace_id, extra, req.payload))  # fmt: skip
         # A plain timer rather than asyncio.timeout(): at the deadline it kills the sandbox and ends
         # the control stream, which ends the read; no cancellation machinery on every invoke.
-        timer = self.loop.call_later(req.timeout_s, self._expire)
+        self._watch(self.loop.time() + req.timeout_s)
         try:
             frame = await self._read()
         finally:
-            timer.cancel()
+            self._deadline = 0.0
         if self._expired:
             return self._timed_out(req, started)
         if frame is not None and frame[0] in (P.RESULT, P.ERROR):
@@ -263,6 +269,26 @@ class Environment:
             error_type = None if kind == "ok" else str(frame[1].get("errorType") or "Unhandled")
             return self._outcome(kind, frame[2], error_type, started, dead=False)
         return await self._crashed(req, frame, started)
+
+    def _watch(self, deadline: float) -> None:
+        """Time out the running invoke at ``deadline``. The timer is re-armed only when it would
+        fire too late: back-to-back invokes of one environment arm one per timeout period."""
+        self._deadline = deadline
+        if self._timer is not None and self._timer_at <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(deadline, self._check_deadline)
+        self._timer_at = deadline
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        if self._deadline == 0.0:  # idle: the next invoke arms a timer
+            return
+        if self.loop.time() >= self._deadline:
+            self._expire()
+        else:  # a later invoke is running: wake at its deadline
+            self._watch(self._deadline)
 
     def _expire(self) -> None:
         self._expired = True
@@ -303,6 +329,9 @@ class Environment:
     async def destroy(self) -> None:
         """Idempotent: afterwards the sandbox is destroyed and the state is DEAD."""
         self.state = State.DEAD
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.output.close()
         if self.channel is not None:
             self.channel.close()  # closes the control socket through its transport

@@ -188,6 +188,26 @@ def test_timeout_restarts_the_runtime(lam: Any) -> None:
     assert after != before, "a new runtime started after the timeout"
 
 
+def test_a_later_invoke_gets_its_own_whole_timeout(lam: Any) -> None:
+    """An environment keeps one deadline timer and moves it on only when it fires: here it fires at
+    the first invoke's deadline, halfway through the second one, which must run its whole second."""
+    name = deploy(
+        lam,
+        "import time\ndef handler(event, context):\n"
+        "    time.sleep(event.get('sleep', 0))\n    return context.get_remaining_time_in_millis()\n",
+        Timeout=1,
+    )
+    call(lam, name)  # arms the timer for one second from now
+    time.sleep(0.5)
+    response, body = call(lam, name, {"sleep": 0.8}, LogType="Tail")
+    assert "FunctionError" not in response, body
+    assert 0 < body < 300, "the handler saw its own deadline"
+    response, body = call(lam, name, {"sleep": 5}, LogType="Tail")
+    assert body["errorType"] == "Sandbox.Timedout"
+    duration = float(re.search(r"\tDuration: ([\d.]+) ms", log_of(response)).group(1))  # type: ignore[union-attr]
+    assert duration >= 1000, f"timed out after {duration} ms, before its own deadline"
+
+
 def test_out_of_memory_is_killed(lam: Any) -> None:
     name = deploy(
         lam,
