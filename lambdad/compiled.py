@@ -50,6 +50,7 @@ HOT_MODULES = (
     "lambdad.observe.logstore",
     "lambdad.observe.metering",
     "lambdad.observe.metrics",
+    "lambdad.sandbox.cgroups",  # the memory peak, read after every invoke
     "lambdad.runtime.protocol",  # the server's copy; the sandbox imports the source from its mount
 )
 

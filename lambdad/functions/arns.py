@@ -40,6 +40,8 @@ class Arns:
     def __init__(self, region: str, account_id: str) -> None:
         self.region = region
         self.account_id = account_id
+        #: parse_function's answers (a function's callers repeat the same few identifiers).
+        self._parsed: dict[tuple[str, str | None], FunctionRef] = {}
 
     def function(self, name: str, qualifier: str | None = None) -> str:
         arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
@@ -47,6 +49,15 @@ class Arns:
 
     def parse_function(self, identifier: str, qualifier: str | None = None) -> FunctionRef:
         """Resolve a FunctionName (already checked against the model's pattern) and a Qualifier."""
+        ref = self._parsed.get((identifier, qualifier))
+        if ref is None:
+            ref = self._parse_function(identifier, qualifier)
+            if len(self._parsed) >= 4096:
+                self._parsed.clear()
+            self._parsed[(identifier, qualifier)] = ref
+        return ref
+
+    def _parse_function(self, identifier: str, qualifier: str | None) -> FunctionRef:
         found = _FUNCTION_ID.match(identifier)
         if found is None:
             raise ResourceNotFoundException(f"Function not found: {self.function(identifier)}")

@@ -7,8 +7,6 @@ and returned through a context manager, so an error can never leak one.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from lambdad.http.errors import TooManyRequestsException
 
 RESERVED_EXCEEDED = "ReservedFunctionConcurrentInvocationLimitExceeded"
@@ -28,7 +26,9 @@ class ConcurrencyLimiter:
 
     def __init__(self, account_limit: int) -> None:
         self.account_limit = account_limit
-        self.in_flight: Counter[str] = Counter()
+        #: A plain dict, not a Counter: Counter's missing-key and delete methods are Python code,
+        #: and every invoke takes and returns a lease.
+        self.in_flight: dict[str, int] = {}
         self.unreserved_in_flight = 0
         self._reserved: dict[str, int] = {}
 
@@ -55,13 +55,13 @@ class ConcurrencyLimiter:
         """Take a lease; returns None on success or the throttle reason."""
         reserved = self._reserved.get(function)
         if reserved is not None:
-            if self.in_flight[function] >= reserved:
+            if self.in_flight.get(function, 0) >= reserved:
                 return RESERVED_EXCEEDED
         elif self.unreserved_in_flight >= self.unreserved_limit:
             return ACCOUNT_EXCEEDED
         else:
             self.unreserved_in_flight += 1
-        self.in_flight[function] += 1
+        self.in_flight[function] = self.in_flight.get(function, 0) + 1
         return None
 
     def acquire(self, function: str) -> bool:
@@ -73,8 +73,10 @@ class ConcurrencyLimiter:
 
     def release(self, function: str, was_reserved: bool) -> None:
         """Give back a slot taken by acquire(), under the accounting in force when it was taken."""
-        self.in_flight[function] -= 1
-        if self.in_flight[function] <= 0:
-            del self.in_flight[function]
+        left = self.in_flight.get(function, 0) - 1
+        if left > 0:
+            self.in_flight[function] = left
+        else:
+            self.in_flight.pop(function, None)
         if not was_reserved:
             self.unreserved_in_flight -= 1

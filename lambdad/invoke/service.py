@@ -508,9 +508,26 @@ def _too_large(outcome: InvokeOutcome) -> InvokeOutcome:
     return outcome
 
 
+class _TraceRoot:
+    """``Root=1-<epoch seconds, hex>-``, formatted at most once a second."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self.second:
+            self.second, self.prefix = second, f"Root=1-{second:08x}-"
+        return self.prefix
+
+
+_TRACE_ROOT = _TraceRoot()
+
+
 def _trace_id() -> str:
     rand = random_hex(20)
-    return f"Root=1-{int(time.time()):08x}-{rand[:24]};Parent={rand[24:]};Sampled=0"
+    return _TRACE_ROOT.now() + rand[:24] + ";Parent=" + rand[24:] + ";Sampled=0"
 
 
 def _iso_now() -> str:
