@@ -48,6 +48,10 @@ class Operation:
     header_members: list[tuple[str, str, Shape]] = field(default_factory=list)
     body_members: list[tuple[str, str, Shape]] = field(default_factory=list)
     payload_member: str | None = None
+    #: output members, precomputed: (member name, where it goes, wire name) where "where" is one
+    #: of _HEADER, _STATUS, _PAYLOAD, _BODY and a header's wire name is its lower-case bytes
+    output_members: list[tuple[str, int, Any]] = field(default_factory=list)
+    output_payload: str | None = None
 
     def shape(self, ref: Mapping[str, Any]) -> Shape:
         return self.shapes[ref["shape"]]
@@ -100,7 +104,22 @@ def build_operations(model: Mapping[str, Any], names: set[str] | None = None) ->
     return operations
 
 
+_HEADER, _STATUS, _PAYLOAD, _BODY = range(4)
+
+
 def _classify_members(op: Operation) -> None:
+    if op.output_shape is not None:
+        op.output_payload = op.output_shape.get("payload")
+        for member, ref in op.output_shape.get("members", {}).items():
+            location = ref.get("location")
+            if location == "header":
+                op.output_members.append((member, _HEADER, ref.get("locationName", member).lower().encode()))
+            elif location == "statusCode":
+                op.output_members.append((member, _STATUS, member))
+            elif member == op.output_payload:
+                op.output_members.append((member, _PAYLOAD, member))
+            else:
+                op.output_members.append((member, _BODY, ref.get("locationName", member)))
     if op.input_shape is None:
         return
     op.payload_member = op.input_shape.get("payload")
@@ -437,21 +456,20 @@ def render_rest_output(
     if op.output_shape is None or result is None:
         return status, headers, b""
     body_doc: dict[str, Any] = {}
-    payload_name = op.output_shape.get("payload")
+    payload_name = op.output_payload
     raw: bytes | None = None
-    for member, ref in op.output_shape.get("members", {}).items():
-        if member not in result or result[member] is None:
+    for member, where, wire in op.output_members:
+        value = result.get(member)
+        if value is None:
             continue
-        value = result[member]
-        location = ref.get("location")
-        if location == "header":
-            headers.append((ref.get("locationName", member).lower().encode(), str(value).encode()))
-        elif location == "statusCode":
+        if where == _HEADER:
+            headers.append((wire, str(value).encode()))
+        elif where == _STATUS:
             status = int(value)
-        elif member == payload_name:
+        elif where == _PAYLOAD:
             raw = value if isinstance(value, bytes) else json.dumps(value).encode()
         else:
-            body_doc[ref.get("locationName", member)] = value
+            body_doc[wire] = value
     if status == 204:  # a 204 has no body: bytes sent anyway corrupt the next response on the connection
         return status, headers, b""
     if raw is not None:
