@@ -600,6 +600,23 @@ def test_megabytes_of_output_are_capped_and_logged(server: ServerProcess, lam: A
     assert call(lam, name)[1] == "done", "the environment keeps working"
 
 
+def test_output_written_just_before_returning_is_in_the_invocations_log(lam: Any) -> None:
+    """The host reads no more of the output pipe once the result frame is in: output the runtime
+    wrote before that frame must already be read, however full the pipe was. Each invoke writes
+    more than the pipe holds, then its marker with a raw write(2) as its last act."""
+    name = deploy(
+        lam,
+        "import os, sys\ndef handler(event, context):\n"
+        "    sys.stdout.write('z' * 99 + '\\n' * 1 + ('x' * 1023 + '\\n') * 100)\n    sys.stdout.flush()\n"
+        "    os.write(1, f\"marker {event['n']}\\n\".encode())\n    return event['n']\n",
+        Timeout=10,
+    )
+    for n in range(60):
+        response, body = call(lam, name, {"n": n}, LogType="Tail")
+        assert body == n
+        assert f"marker {n}\n" in log_of(response), f"invoke {n}: its last line is missing from its log"
+
+
 def test_aws_logs_tail_follow(server: ServerProcess, lam: Any, tmp_path: Any) -> None:
     """`aws logs tail --follow` (AWS CLI v2's command, on v1 through its port as a plugin)."""
     name = deploy(lam, "def handler(event, context):\n    print('tail-marker', event['n'])\n    return 1\n")
