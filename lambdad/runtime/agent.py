@@ -49,8 +49,7 @@ class Channel:
         self.send_raw(kind, P.encode_header(header), body)
 
     def send_raw(self, kind: int, header: bytes, body: bytes) -> None:
-        """A frame whose header is already JSON: the invoke loop builds its one-key result header
-        by hand rather than through the JSON encoder."""
+        """A frame whose header is already bytes: the invoke loop's RESULT has none at all."""
         data = P.encode_raw(kind, header, body)
         with self._lock:
             self.sock.sendall(data)
