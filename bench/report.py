@@ -279,6 +279,54 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   objects the compiled code calls), a fifth in the kernel, 13% in the compiled code itself. 0.2x
   the floor still needs about half of today's CPU per request, on both sides of the sandbox
   boundary.
+- **Less per invoke on the loop's thread** (2026-11-24). A dwarf-unwound perf profile of the loop's
+  thread under wrk, each sample charged to the nearest compiled function, showed what was left:
+  Python-level calls that compiled code still made (json's `decode()` wrapper and its two regex
+  matches, twice per invoke; `Counter`'s missing-key and delete methods for the concurrency lease;
+  three calls to read the memory peak), a timer armed and cancelled per invoke, and system calls.
+  Now: RESULT frames carry no header (the host never read its request id) and JSON that is one
+  value without surrounding whitespace goes to the C scanner directly, with json's own errors
+  otherwise; the lease counts in a plain dict; `lambdad.sandbox.cgroups` is compiled; an
+  environment keeps one deadline timer, moved on only when it fires; FunctionName parses and the
+  trace id's `Root=1-<seconds>-` prefix are cached. `python -m bench.ab --compile --rounds 8
+  eecb638 WORK`: 6,809 -> 7,951 req/s (+17%), loop thread 142 -> 120 us per request. Then an
+  operation's output members classified once instead of on every answer: 9,399 -> 9,770 req/s,
+  99 -> 95 us. Then no FIONREAD on the output pipe after a result frame (the runtime writes its
+  output before the frame, both are on the loop's level-triggered epoll list in that order, and the
+  invoke resumes only in the loop's next turn; a test writes more than the pipe holds and a last
+  line with write(2), 60 times, and fails when draining is deferred past the resume): 9,590 ->
+  9,842 req/s, 96 -> 93 us.
+- **The server on Debian's CPython** (same session). pyenv's 3.11.7, which made `.venv` here, is a
+  plain `--enable-shared` build; Debian's `/usr/bin/python3` (3.11.2, the one the sandboxes' agents
+  already ran on) is built with PGO and LTO and ran a dict-and-attribute microbenchmark in 323-330
+  ms against 475. Two servers of the same commit, one on each, in 6 alternating wrk rounds (a
+  scratch script; `bench.ab` runs every side on its own interpreter): 8,093 -> 9,566 req/s, server
+  CPU 120 -> 99 us per request. `make setup` now makes the venv from the distribution's python3
+  when it is 3.11 or newer (python3-venv installed with apt-get as root when missing; otherwise the
+  python3 on PATH). The floor server and the benchmark's own client run on that interpreter too, so
+  the floors moved as well: the throughput floor from 32,000-46,600 to 53,000-59,000 req/s, the
+  sequential floor p50 from 0.17-0.22 to 0.114-0.118 ms. pyenv's 3.12.1 and 3.13.0 here are the
+  same kind of plain build (552 and 511 ms on the microbenchmark).
+- **Measured and not kept** (same session, `bench.ab` in alternating rounds): running each
+  request's coroutine without an asyncio Task (a small stepper driving `coro.send`): started at once
+  inside `data_received`, 9,404 -> 8,704 req/s (-7%, the loop's thread 98 -> 106 us: requests are
+  no longer dispatched as a batch); started in the loop's next turn like a Task, 9,885 -> 9,888.
+  Splitting the request target by hand instead of `httptools.parse_url`: 9,926 -> 9,968. The
+  server's loop at nice -10: 9,798 -> 9,593.
+- **Three `make bench` runs of this session's code**: p50 2.76x, 2.71x and 2.68x the floor at 128
+  MB (0.315 / 0.114, 0.319 / 0.118, 0.317 / 0.118 ms), 2.73x, 2.68x and 2.64x at 1769 MB; 128 MB
+  p99 2.06, 2.96 and 2.62 ms; throughput 0.17x, 0.18x and 0.18x (10,142 / 59,232, 9,887 / 55,689
+  and 9,967 / 56,009 req/s); lambdad about twice serverless-offline under wrk in turns (10,022 vs
+  4,800, 9,687 vs 4,672, 10,034 vs 4,873 req/s); cold p50 0.21-0.23x; bursts of 1000 all
+  succeeded; PSS per idle environment 6.46 MiB.
+- **What bounds throughput now** (system-wide perf during a 4 s wrk run at 10,200 req/s): the
+  server process 0.92 of a CPU (its loop's thread about 92 us per request), the sandboxes' agents
+  0.43 (about 43 us per request), the log writer 0.18, wrk 0.16, and 15% of both CPUs idle. The
+  loop's thread: 29% in the kernel (the two writes, to the client and to the sandbox, 19%; the
+  reads 7%; the memory peak's pread 2%), 11% SigV4, 8% uvloop, 5% httptools, the rest spread over
+  the invoke path in pieces of 1-3%. 0.2x of a 56,000 floor is 11,200 req/s: the loop's thread
+  would have to get under about 85 us per request and all processes together under about 180 us,
+  against about 92 and 170 now.
 """
 
 MEANINGS = """## What each number means
