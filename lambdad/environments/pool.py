@@ -103,15 +103,22 @@ class EnvironmentPool(Generic[E]):
             self._functions[key] = group
         return group
 
+    def _take_idle(self, group: _FunctionEnvironments[E]) -> Lease[E] | None:
+        """An idle environment, most recently used first (the warmest caches); None when none is."""
+        while group.idle:
+            candidate = group.idle.pop().env
+            if not candidate.dead:
+                return Lease(candidate, cold=False)
+            group.provisioned.discard(candidate)
+            self._dispose(candidate)
+        return None
+
     async def _take(self, group: _FunctionEnvironments[E], start: Callable[[], Awaitable[E]]) -> Lease[E]:
         """An idle environment, else a new one when a start slot is free, else wait for either."""
         while True:
-            while group.idle:
-                candidate = group.idle.pop().env  # most recently used first: the warmest caches
-                if not candidate.dead:
-                    return Lease(candidate, cold=False)
-                group.provisioned.discard(candidate)
-                self._dispose(candidate)
+            idle = self._take_idle(group)
+            if idle is not None:
+                return idle
             if self._spawning < self.spawn_limit:
                 self._spawning += 1
                 try:
@@ -137,14 +144,15 @@ class EnvironmentPool(Generic[E]):
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _give_back(self, key: str, group: _FunctionEnvironments[E], env: E) -> None:
-        current = self._functions.get(key) is group
-        if env.dead or not current or self._closing:
+    def _keep(self, key: str, group: _FunctionEnvironments[E], env: E) -> bool:
+        """Put a returned environment back among the idle ones; False when it is to be destroyed
+        instead (dead, retired, or the pool is closing)."""
+        if env.dead or self._functions.get(key) is not group or self._closing:
             group.provisioned.discard(env)
-            await env.destroy()
-        else:
-            group.idle.append(_Idle(env, self._clock()))
-            self._wake()
+            return False
+        group.idle.append(_Idle(env, self._clock()))
+        self._wake()
+        return True
 
     async def prewarm(
         self, key: str, function: str, fingerprint: str, start: Callable[[], Awaitable[E]], count: int
@@ -275,7 +283,9 @@ class _Acquire(Generic[E]):
         self.was_reserved = pool.limiter.acquire(self.function)
         try:
             self.group = pool._group(self.key, self.fingerprint)
-            self.lease = await pool._take(self.group, self.start)
+            # A warm environment is the usual case: taken without a coroutine of its own.
+            lease = pool._take_idle(self.group)
+            self.lease = lease if lease is not None else await pool._take(self.group, self.start)
         except BaseException:
             pool.limiter.release(self.function, self.was_reserved)
             raise
@@ -286,7 +296,8 @@ class _Acquire(Generic[E]):
         env = self.lease.env
         self.group.busy.discard(env)
         try:
-            await self.pool._give_back(self.key, self.group, env)
+            if not self.pool._keep(self.key, self.group, env):
+                await env.destroy()
         finally:
             self.pool.limiter.release(self.function, self.was_reserved)
 

@@ -143,6 +143,7 @@ class InvokeService:
         #: The durable queue Event invokes go to (lambdad.invoke.async_queue.AsyncDispatcher).
         self.async_events: AsyncSubmitter | None = None
         self.opt_trees = OptTrees(settings.sandbox_root() / "opt", functions.blobs)
+        self._running_loop: asyncio.AbstractEventLoop | None = None
         functions.listeners.append(self._function_changed)
 
     async def _function_changed(self, name: str) -> None:
@@ -279,10 +280,17 @@ class InvokeService:
                 self.pool.has_provisioned(key), not after_answer,
             )  # fmt: skip
             if after_answer:
-                asyncio.get_running_loop().call_soon(record_it)
+                self._loop().call_soon(record_it)
                 return outcome, []
             lines = record_it()
         return outcome, lines
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, kept: on Python 3.11 every get_running_loop() is a getpid() system call."""
+        loop = self._running_loop
+        if loop is None or loop.is_closed():
+            loop = self._running_loop = asyncio.get_running_loop()
+        return loop
 
     def _record(
         self,
