@@ -62,14 +62,16 @@ class FrameChannel(asyncio.Protocol):
 
     # --- the environment's side ----------------------------------------------------------------
 
-    async def read(self) -> Frame | None:
-        if self._frames:
-            return self._frames.popleft()
-        if self._ended:
-            return None
+    def read(self) -> asyncio.Future[Frame | None]:
+        """The next frame, as a future to await (a plain future: no coroutine per frame)."""
         waiter: asyncio.Future[Frame | None] = self.loop.create_future()
-        self._waiter = waiter
-        return await waiter
+        if self._frames:
+            waiter.set_result(self._frames.popleft())
+        elif self._ended:
+            waiter.set_result(None)
+        else:
+            self._waiter = waiter
+        return waiter
 
     def write(self, data: bytes) -> None:
         if self.transport is not None:

@@ -240,9 +240,9 @@ class Environment:
             error_type, message = "Runtime.ExitError", f"Runtime exited with error: {exit_reason(status)}"
         return InitFailure(error_type, message, error_body(error_type, message), self.output.take(), elapsed)
 
-    async def _read(self) -> tuple[int, dict[str, Any], bytes] | None:
+    def _read(self) -> asyncio.Future[tuple[int, dict[str, Any], bytes] | None]:
         assert self.channel is not None
-        return await self.channel.read()
+        return self.channel.read()
 
     async def _exit_status(self) -> int | None:
         try:

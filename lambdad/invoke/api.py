@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from lambdad.http.app import Handler, Request
@@ -10,7 +10,7 @@ from lambdad.invoke.service import InvokeService
 
 
 def invoke_handlers(service: InvokeService) -> dict[str, Handler]:
-    async def invoke(params: dict[str, Any], request: Request) -> Mapping[str, Any]:
-        return await service.invoke(params, request.request_id)
+    def invoke(params: dict[str, Any], request: Request) -> Awaitable[Mapping[str, Any]]:
+        return service.invoke(params, request.request_id)  # no coroutine of its own in between
 
     return {"Invoke": invoke}
