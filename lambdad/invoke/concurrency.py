@@ -31,16 +31,18 @@ class ConcurrencyLimiter:
         self.in_flight: dict[str, int] = {}
         self.unreserved_in_flight = 0
         self._reserved: dict[str, int] = {}
+        self._reserved_total = 0  # the sum of _reserved, kept: every lease checks what is left
 
     def set_reserved(self, function: str, reserved: int | None) -> None:
         if reserved is None:
             self._reserved.pop(function, None)
         else:
             self._reserved[function] = reserved
+        self._reserved_total = sum(self._reserved.values())
 
     @property
     def unreserved_limit(self) -> int:
-        return self.account_limit - sum(self._reserved.values())
+        return self.account_limit - self._reserved_total
 
     def capacity(self, function: str) -> int:
         """The most copies of ``function`` that could run at once (the async dispatcher's bound)."""

@@ -115,6 +115,20 @@ def fingerprint(record: FunctionRecord) -> str:
     return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
 
+class _Prepared:
+    """A cached function record with what every invoke of it reads out of its configuration."""
+
+    def __init__(self, record: FunctionRecord) -> None:
+        config = record.config
+        self.record = record
+        self.key = f"{record.name}:{record.version}"
+        self.fingerprint = fingerprint(record)
+        self.timeout_s = float(config["Timeout"])
+        self.function_arn: str = config["FunctionArn"]
+        self.memory = int(config["MemorySize"])
+        self.log_group: str = config["LoggingConfig"]["LogGroup"]
+
+
 class InvokeService:
     """Runs functions in the pool's environments and reports results as the Invoke API does."""
 
@@ -138,7 +152,7 @@ class InvokeService:
         self.metrics = metrics
         #: Active records by (name, version, qualifier as invoked); aliases by (name, alias).
         self._records: dict[tuple[str, str, str | None], FunctionRecord] = {}
-        self._fingerprints: dict[int, tuple[FunctionRecord, str]] = {}
+        self._prepared_records: dict[int, _Prepared] = {}
         self._aliases: dict[tuple[str, str], dict[str, Any]] = {}
         #: The durable queue Event invokes go to (lambdad.invoke.async_queue.AsyncDispatcher).
         self.async_events: AsyncSubmitter | None = None
@@ -255,16 +269,17 @@ class InvokeService:
         async queue deletes an event only once its logs are committed) leave it False, so the
         lines are buffered before run() returns.
         """
-        key = f"{record.name}:{record.version}"
+        prepared = self._prepared(record)
+        key = prepared.key
         async with self.pool.acquire(
-            key, record.name, self._fingerprint(record), lambda: self._start(record)
+            key, record.name, prepared.fingerprint, lambda: self._start(record)
         ) as lease:
             warm = lease.env
             request = InvokeRequest(
                 request_id=request_id,
                 payload=payload,
-                timeout_s=float(record.config["Timeout"]),
-                invoked_function_arn=record.config["FunctionArn"],
+                timeout_s=prepared.timeout_s,
+                invoked_function_arn=prepared.function_arn,
                 client_context=client_context,
                 cognito_identity=None,
                 trace_id=_trace_id(),
@@ -276,7 +291,7 @@ class InvokeService:
                 if outcome.kind == "ok" and len(outcome.payload) > MAX_SYNC_RESPONSE:
                     outcome = _too_large(outcome)
             record_it = functools.partial(
-                self._record, record, warm, outcome, request_id, lease.cold, qualifier,
+                self._record, prepared, warm, outcome, request_id, lease.cold, qualifier,
                 self.pool.has_provisioned(key), not after_answer,
             )  # fmt: skip
             if after_answer:
@@ -294,7 +309,7 @@ class InvokeService:
 
     def _record(
         self,
-        record: FunctionRecord,
+        prepared: _Prepared,
         warm: WarmEnvironment,
         outcome: InvokeOutcome,
         request_id: str,
@@ -304,7 +319,7 @@ class InvokeService:
         lines_wanted: bool = True,
     ) -> list[str]:
         """The invocation's log lines (stored, and returned when wanted), metrics and metering."""
-        memory = int(record.config["MemorySize"])
+        record, memory = prepared.record, prepared.memory
         if not cold and outcome.kind in ("ok", "function_error"):  # the usual invocation
             invocation = (
                 request_id,
@@ -314,7 +329,7 @@ class InvokeService:
                 memory,
                 outcome.max_memory_mb,
             )
-            group, now = record.config["LoggingConfig"]["LogGroup"], int(time.time() * 1000)
+            group, now = prepared.log_group, int(time.time() * 1000)
             if lines_wanted:
                 lines = loglines.invocation_lines(invocation)
                 self.logs.append(group, warm.stream, [(now, line) for line in lines])
@@ -348,15 +363,16 @@ class InvokeService:
             dims = {"FunctionName": record.name, "Resource": f"{record.name}:{qualifier or record.version}"}
             self.metrics.record(name, dims, 1, "Count")
 
-    def _fingerprint(self, record: FunctionRecord) -> str:
-        """fingerprint(), computed once per cached record (it hashes the configuration)."""
-        cached = self._fingerprints.get(id(record))
-        if cached is None or cached[0] is not record:
-            if len(self._fingerprints) > 4096:
-                self._fingerprints.clear()
-            cached = (record, fingerprint(record))
-            self._fingerprints[id(record)] = cached
-        return cached[1]
+    def _prepared(self, record: FunctionRecord) -> _Prepared:
+        """What every invoke of ``record`` reads, computed once per cached record (the fingerprint
+        hashes the configuration)."""
+        prepared = self._prepared_records.get(id(record))
+        if prepared is None or prepared.record is not record:
+            if len(self._prepared_records) > 4096:
+                self._prepared_records.clear()
+            prepared = _Prepared(record)
+            self._prepared_records[id(record)] = prepared
+        return prepared
 
     async def start_environment(self, record: FunctionRecord, init_type: str) -> WarmEnvironment:
         """A new environment of ``record`` (the provisioned-concurrency warmer's entry)."""
