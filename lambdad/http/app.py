@@ -48,6 +48,8 @@ def bind(call: ServiceCall) -> Handler:
     return handler
 
 
+#: Bound on the remembered parsed query strings (cleared when reached).
+QUERY_MEMO_SIZE = 1024
 DEFAULT_BODY_LIMIT = 70_167_211
 BODY_LIMITS = {"Invoke": 6_291_456, "InvokeAsync": 262_144}
 _OPERATION_NAMES = {"Invoke": "InvokeFunction"}
@@ -147,6 +149,7 @@ class App:
         self.rest_services: list[tuple[awsmodel.RestRouter, dict[str, Handler]]] = []
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
+        self._queries: dict[bytes, dict[str, list[str]]] = {}
 
     async def startup(self) -> None:
         if self.on_startup:
@@ -212,9 +215,20 @@ class App:
                 return route
         return None
 
+    def _query(self, raw: bytes) -> Mapping[str, list[str]]:
+        """``parse_query(raw)``, remembered: a client sends the same query string again and again
+        (a Qualifier, a presigned URL). Read-only: routing and input parsing only look things up."""
+        parsed = self._queries.get(raw)
+        if parsed is None:
+            parsed = parse_query(raw)
+            if len(self._queries) >= QUERY_MEMO_SIZE:
+                self._queries.clear()
+            self._queries[raw] = parsed
+        return parsed
+
     async def _rest(self, request: Request) -> tuple[int, Headers, bytes]:
         raw_path = request.raw_path.decode("latin-1")
-        query = request.query
+        query = self._query(request.query_string)
         found = self.router.match(request.method, raw_path, query)
         handlers = self.lambda_handlers
         if found is None:
