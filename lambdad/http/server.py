@@ -208,28 +208,34 @@ class HttpConnection(asyncio.Protocol):
             return
         self.running = True
         request, keep_alive, head = self.pending.popleft()
-        task = self.loop.create_task(self._run(request, keep_alive, head))
-        task.add_done_callback(_log_crash)
+        self.loop.create_task(self._run(request, keep_alive, head))
 
     async def _run(self, request: Request, keep_alive: bool, head: bool) -> None:
-        status, headers, body = await self.app.handle(request)
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        keep_alive = keep_alive and not self.server.closing
-        out = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown")), self.server.date.line()]
-        for name, value in headers:
-            out += (name, b": ", value, b"\r\n")
-        if not keep_alive:
-            out.append(b"connection: close\r\n")
-        out.append(b"\r\n")
-        if not head:
-            out.append(body)
-        transport.write(b"".join(out))
-        if keep_alive:
-            self._next()
-        else:
-            transport.close()
+        # Crashes are logged here rather than by a done callback: one callback less per request.
+        try:
+            status, headers, body = await self.app.handle(request)
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                return
+            keep_alive = keep_alive and not self.server.closing
+            out = [
+                b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown")),
+                self.server.date.line(),
+            ]
+            for name, value in headers:
+                out += (name, b": ", value, b"\r\n")
+            if not keep_alive:
+                out.append(b"connection: close\r\n")
+            out.append(b"\r\n")
+            if not head:
+                out.append(body)
+            transport.write(b"".join(out))
+            if keep_alive:
+                self._next()
+            else:
+                transport.close()
+        except Exception:
+            log.exception("answering a request failed")
 
     def _reject(self, status: int, message: bytes) -> None:
         """Answer a request that could not be parsed, then close: the stream's framing is lost."""
@@ -275,11 +281,6 @@ class HttpConnection(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("answering a request failed", exc_info=task.exception())
 
 
 def run(app: App, host: str, port: int) -> int:
