@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import hashlib
 import json
 import logging
@@ -115,6 +114,10 @@ def fingerprint(record: FunctionRecord) -> str:
     return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
 
+#: An invocation whose recording waits for the loop's next turn: _record's arguments.
+_Deferred = tuple["_Prepared", WarmEnvironment, InvokeOutcome, str, bool, str | None, bool]
+
+
 class _Prepared:
     """A cached function record with what every invoke of it reads out of its configuration."""
 
@@ -158,6 +161,7 @@ class InvokeService:
         self.async_events: AsyncSubmitter | None = None
         self.opt_trees = OptTrees(settings.sandbox_root() / "opt", functions.blobs)
         self._running_loop: asyncio.AbstractEventLoop | None = None
+        self._deferred: list[_Deferred] = []
         functions.listeners.append(self._function_changed)
 
     async def _function_changed(self, name: str) -> None:
@@ -290,15 +294,27 @@ class InvokeService:
                 outcome = await warm.env.invoke(request)
                 if outcome.kind == "ok" and len(outcome.payload) > MAX_SYNC_RESPONSE:
                     outcome = _too_large(outcome)
-            record_it = functools.partial(
-                self._record, prepared, warm, outcome, request_id, lease.cold, qualifier,
-                self.pool.has_provisioned(key), not after_answer,
-            )  # fmt: skip
+            provisioned = self.pool.has_provisioned(key)
             if after_answer:
-                self._loop().call_soon(record_it)
+                self._defer_record((prepared, warm, outcome, request_id, lease.cold, qualifier, provisioned))
                 return outcome, []
-            lines = record_it()
+            lines = self._record(prepared, warm, outcome, request_id, lease.cold, qualifier, provisioned)
         return outcome, lines
+
+    def _defer_record(self, invocation: _Deferred) -> None:
+        """Record ``invocation`` in the loop's next turn, with every other invoke answered in this
+        one: one scheduled call per turn instead of one per invoke."""
+        self._deferred.append(invocation)
+        if len(self._deferred) == 1:
+            self._loop().call_soon(self._record_deferred)
+
+    def _record_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for prepared, warm, outcome, request_id, cold, qualifier, provisioned in deferred:
+            try:
+                self._record(prepared, warm, outcome, request_id, cold, qualifier, provisioned, False)
+            except Exception:  # one invocation's bookkeeping must not lose the others'
+                log.exception("recording an invocation failed", extra={"request_id": request_id})
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         """The running loop, kept: on Python 3.11 every get_running_loop() is a getpid() system call."""
