@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus
@@ -84,23 +84,41 @@ def parse_query(raw: bytes) -> dict[str, list[str]]:
 _unquote_plus = lru_cache(maxsize=4096)(unquote_plus)
 
 
-@dataclass
 class Request:
-    """What handlers see of an HTTP request."""
+    """What handlers see of an HTTP request.
 
-    method: str
-    path: str
-    raw_path: bytes
-    query_string: bytes
-    headers: Mapping[str, str]
-    raw_headers: Headers
-    body: bytes
-    request_id: str
-    client: tuple[str, int] | None = None
-    #: The body was longer than the server reads (DEFAULT_BODY_LIMIT); ``body`` holds its start.
-    body_overflow: bool = False
-    #: Extra response headers a handler wants to add (x-amz-executed-version, ...).
-    response_headers: Headers = field(default_factory=list)
+    A plain class, not a dataclass: the compiled server builds one per request, and a dataclass
+    whose field has a default factory gets its __init__ as Python code."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        raw_path: bytes,
+        query_string: bytes,
+        headers: Mapping[str, str],
+        raw_headers: Headers,
+        body: bytes,
+        request_id: str,
+        client: tuple[str, int] | None = None,
+        body_overflow: bool = False,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.raw_path = raw_path
+        self.query_string = query_string
+        self.headers = headers
+        self.raw_headers = raw_headers
+        self.body = body
+        self.request_id = request_id
+        self.client = client
+        #: The body was longer than the server reads (DEFAULT_BODY_LIMIT); ``body`` holds its start.
+        self.body_overflow = body_overflow
+        #: Extra response headers a handler wants to add (x-amz-executed-version, ...).
+        self.response_headers: Headers = []
+
+    def __repr__(self) -> str:
+        return f"Request({self.method} {self.path}, request_id={self.request_id!r})"
 
     @property
     def query(self) -> dict[str, list[str]]:
