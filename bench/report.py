@@ -130,17 +130,217 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   through setenv() per invoke (which also leaked 140 bytes per invoke; see the agent's
   `TraceIdVariable`). In alternating rounds against the commit before: sandbox CPU per invoke
   120 -> 83 us and 97 -> 73 us, sequential p50 -5 to -7%.
-- **Nine `make bench` runs of this session's code**, three at each of three commits. Throughput
+- **Six `make bench` runs of this session's code** (the first two while it was under way, the
+  last four after the sandbox and control-socket changes; the last, on the final code, in a fast
+  spell).
+  Sequential p50 against the floor, 128 MB / 1769 MB: 3.36x / 3.34x, 2.98x / 3.22x, 2.75x / 2.94x,
+  3.41x / 3.27x, 3.08x / 3.14x, 3.41x / 3.33x (the last session's runs: 3.18x / 3.09x and
+  3.4-5.1x). 128 MB p99: 3.44, 1.41, 1.54, 3.6, 6.65 and 5.54 ms (21.6 ms before). The same code's
+  server CPU per invoke moved between 0.40 and 0.66 ms across these runs and its sandbox CPU
+  between 0.06 and 0.11 ms: this machine's speed drifts by half within the hour, and the
+  alternating rounds take that out of a ratio only as far as the drift is slower than the rounds.
+  In the fast spell the floor gains the most (0.149 ms), and the 128 MB function is throttled the
+  most: the faster the server answers, the larger the share of wall time the sandbox's 0.06 ms
+  per invoke takes (12% at 0.5 ms per invoke, against 7.2% allowed).
+- **The result frame read in the protocol** (same session): the environment's control socket was an
+  asyncio StreamReader, two `readexactly()` calls and their futures per invoke. `FrameChannel` cuts
+  frames out in `data_received` and hands each to the waiting invoke. Against the commit before:
+  sequential p50 -3%; under wrk 2,051 -> 2,201 req/s, server thread 468 -> 436 us per request.
+- **Node.js warm invokes: 87.5 ms -> 1.3 ms** (same session; the new `nodejs20.x` line). Every warm
+  Node invoke took 87-88 ms: the agent's Runtime API server wrote headers and body in two writes,
+  and Nagle's algorithm held the body for the runtime's delayed ACK, 40 ms, twice per invoke. With
+  TCP_NODELAY: 1.84 ms. Then, measured outside a sandbox with the agent and the bootstrap alone
+  (3,000 invokes): header parsing without the email package and one write per reply took the agent
+  from 447-497 to 260-297 us of CPU per invoke (1.54 ms p50), and a lean Runtime API connection in
+  the bootstrap instead of Node's http client took node from 610-670 to 247-293 us (1.30 ms p50).
+  At 128 MB a Node invoke still needs more than its CPU share, so back-to-back invokes are throttled.
+- **Measured and not kept** (same session): reading the sandbox's output pipe and its peak memory
+  after the answer is written instead of before: p50 -0.8%, server CPU -3%, not worth splitting
+  the outcome in two. The agent's usual invoke run within one function (the frame parsed in
+  place, the context's per-environment fields as class attributes): sandbox CPU per invoke 90 ->
+  87 and 174 -> 180 us in two A/B runs, no measurable change. For scale, a bare Python loop that
+  only decodes the frame, calls the handler and sends its JSON spends about 40 us of user time per
+  invoke in a cold-cache harness (`/tmp/exp/leangap.py`), against 70-80 us for the agent: the rest
+  is the runtime's own work (context, trace variable, flushing, error handling), not its calls.
+- **Where throughput stands** (same session; `/proc/stat` and per-thread CPU around a 5 s wrk run):
+  the server's thread needs about 440 us per request and is saturated at about 2,200 req/s; all
+  processes together need about 700 us per request while the two CPUs are 75% busy. Perfectly
+  parallel, that is 2 CPUs / 700 us = 2,850 req/s at most, still short of serverless-offline
+  (2,700-3,700 in turns with lambdad) and far from 0.2x the floor.
+- **Presigned URLs verified with one signature** (same session): the wrk load uses S3-style presigned
+  URLs (UNSIGNED-PAYLOAD), and verification tried the body's hash first, so every request computed
+  two signatures. The form that verified last is now tried first (only the order of the attempts
+  depends on it), and the six X-Amz-* parameters are read in one pass. Warm loop 55 -> 45 us per
+  verify; under wrk in alternating rounds 1,923 -> 2,187 req/s, server thread 492 -> 440 us per
+  request. Then the invoke payload's JSON check decodes UTF-8 directly instead of sniffing the
+  encoding, and the query's escaped pieces are unquoted through a memo: 2,909 -> 3,046 req/s in a
+  fast spell. In the last run lambdad and serverless-offline were within 5% of each other under
+  wrk in turns (2,701 and 2,828 req/s); in the five before, serverless-offline was 19-62% ahead.
+
+- **Finding what to cut by taking it out** (2026-11-23, fourth session). Profiles spread the event
+  loop's thread thin, so each suspect was removed outright in a scratch copy and the copy raced the
+  real code under wrk in alternating rounds (`python -m bench.ab`, the harness this session added).
+  No SigV4 for POSTs: +27% throughput, the loop's thread 353 -> 267 us per request. No recording
+  of the invoke (lines, metrics, metering): +25%, 353 -> 297 us, and the log writer thread's 42 us
+  gone. No storage of log lines only (still formatted): +16%, 402 -> 361 us, though the append
+  itself costs about 5 us. The rest of that was the writer thread taking the GIL from the loop's
+  thread: sqlite3 lets go of the GIL around every statement step and takes it back after.
+- **Log storage in a process of its own** (same session): every write to `logs.db` runs in the
+  log writer process (`lambdad/observe/logwriter.py`); one thread hands it the operations in order,
+  as pickled frames over its stdin, and waits for each reply. It ends when its stdin closes (the
+  server stopped, exited or was killed) and is started again if it dies. 10 alternating rounds:
+  3,502 -> 4,006 req/s, the loop's thread 274 -> 246 us per request; with no log storage at all,
+  4,092.
+- **SigV4** (same session): a presigned URL's claims and canonical query are a pure function of its
+  query string and are parsed once (256 URLs kept); the signature is still computed and compared,
+  and the time checked, on every request. For every request: time checks on epoch seconds instead
+  of datetime arithmetic, the HMAC in one `hmac.digest` call, the body hashed only when that form
+  is tried, canonical URIs cached per path. Warm loop: presigned 31 -> 14 us, header-signed 24.5 ->
+  24 us. Under wrk: 3,685 -> 4,010 req/s, the loop's thread 266 -> 244 us per request.
+- **Recording an invocation, cheaper** (same session): metrics note each invocation as one tuple
+  and fold the notes into their series (up to 12 per invocation) when read, sampled (each second)
+  or at 10,000 notes; a usual warm invocation's log lines are made by the log writer process from
+  one tuple (cold starts, timeouts, crashes, `LogType=Tail` and the async queue keep the lines made
+  in the server). Together: 3,596 -> 3,810 req/s, 268 -> 254 us per request. Then request and trace
+  ids from 4 KiB of `os.urandom` at a time, one keep-alive timer per connection moved on only when
+  it fires, and FIONREAD instead of a read of the usually empty output pipe: 266 -> 262 us per
+  request, within the noise.
+- **The session's code against its start** (`python -m bench.ab --rounds 10 8185b10 WORK`): 3,591
+  -> 4,578 req/s (+27%); the loop's thread 266 -> 214 us per request; the log writer thread 36 -> 1
+  us (its work is now in the child processes' figure, 77 -> 92 us with the sandboxes). Sequential,
+  128 MB, 10 alternating rounds of 3,000 invokes: p50 0.707 -> 0.689 ms, server CPU per invoke 487
+  -> 427 us.
+- **Three `make bench` runs of this session's code** (the first in a fast spell, the second in a
+  slow one, the third, the tables above, on the final code). lambdad ahead of serverless-offline
+  under wrk in turns in all three: 5,154 against 4,745 req/s, 3,838 against 3,167, 4,359 against
+  3,772 (in the six runs before this session, serverless-offline was ahead in five and within 5%
+  in the sixth). Throughput 0.10x, 0.10x and 0.11x the floor (4,429 of 43,054; 3,062 of 30,645;
+  4,226 of 38,993). Sequential p50 against the floor, 128 / 1769 MB: 3.37x / 3.24x, 3.27x / 3.21x,
+  3.07x / 2.88x. 128 MB p99: 2.53, 3.02 and 2.68 ms. Cold p50 0.26-0.31x of `python3 -c pass`;
+  1000 of 1000 in every burst; PSS 6.73 MiB per idle environment.
+- **Where one sequential warm invoke's time goes now** (same session; marks in a scratch copy of the
+  server, medians over 2,500 invokes at 1769 MB, p50 0.66-0.71 ms). Wall time: HTTP receive and
+  parse 36 us, starting the request's task 16, routing 17, SigV4 (header form) 68, the invoke
+  path up to the INVOKE frame 60, the sandbox round trip 119-125 (215-230 a session ago), the
+  result back to the request's task 26, outcome and response 54-60. The same marks in the
+  thread's CPU time give SigV4 60 us: CPU, not waiting. SigV4 is 21 us in a warm loop, and the
+  three hashes alone (SHA-256 of body and request, one HMAC) took 29 us here. A SigV4 rewrite
+  could save 15-20 us of a 660 us invoke, so it was not done.
+- **Measured and not kept** (same session): busy-polling the event loop (a callback re-scheduled
+  with call_soon, up to 2 ms) while the only invoke in flight waits for its sandbox. It used 67 us
+  more server CPU per invoke, and p50 got worse (0.500 -> 0.516 ms in an A/B). The sleep and wake
+  of the server's thread is not what makes the round trip long.
+- **What bounds throughput now**: the loop's thread at about 210-250 us per request, two thirds of
+  it in the interpreter (perf), the rest in the kernel. Its single most expensive line is the
+  write of the answer to the client: 18% of its samples, a loopback TCP send that wakes an idle
+  wrk thread on the other CPU, which on this VM costs tens of microseconds. All processes together
+  need about 350 us per request (the loop's thread, the sandboxes and the log writer about 90 us,
+  wrk), so even perfectly parallel this machine would give about 5,700 req/s: 0.2x the floor
+  (7,800-8,600 req/s) needs less than half of today's CPU per invoke, not more processes.
+- **The invoke path compiled with mypyc** (2026-11-23, fifth session; `lambdad/compiled.py`).
+  `make setup` compiles the 18 modules a warm invoke runs through in the server (HTTP server,
+  routing, SigV4, awsmodel, the invoke service, environments and pool, the frame protocol,
+  metrics, metering, the log store, log lines) into C extensions under `lambdad/_compiled/`, and
+  `import lambdad` loads them only while every source still matches the sha256 it was built from.
+  Compiled code checks every annotation, which found two untrue ones (httptools' URL parts can be
+  None; the generic frame encoder passed a string deadline). Same tree, compiled against its
+  sources (`python -m bench.ab --rounds 10 PURE WORK`): 3,261 -> 3,966 req/s (+22%), the loop's
+  thread 292 -> 234 us per request; sequential p50 at 1769 MB 0.766 -> 0.728 ms, server CPU per
+  invoke 473 -> 433 us (10 alternating rounds of 3,000). Against the session's start, ba2c3e9
+  (`python -m bench.ab --rounds 10 ba2c3e9 WORK`): 3,596 -> 4,142 req/s, loop thread 261 -> 219
+  us per request; sequential, 10 alternating rounds of 3,000: p50 0.739 -> 0.676 ms at 128 MB
+  (server CPU 480 -> 410 us), 0.612 -> 0.620 ms at 1769 MB (server CPU 383 -> 350 us, p90 0.768
+  -> 0.707 ms): the CPU saved does not always show in the median. On Python 3.11 every
+  `asyncio.get_running_loop()` is a getpid() system call (strace: four per request); the
+  connection, channel and environment now keep their loop.
+- **Three `make bench` runs of the compiled code**: p50 2.77x, 2.81x and 2.79x the floor at 128
+  MB, 2.66x, 2.73x and 2.88x at 1769 MB (target 3x; 2.88-3.37x before); throughput 0.13x, 0.15x
+  and 0.14x (4,567 / 34,164, 5,050 / 33,705 and 4,624 / 31,956 req/s; 0.10-0.11x before); lambdad
+  ahead of serverless-offline under wrk in turns, 4,932 vs 3,570, 3,685 vs 2,889 and 4,396 vs
+  3,216 req/s. 128 MB p99: 2.59, 3.37 and **7.28 ms**, over the 5 ms target in the third run (1769
+  MB: 1.51, 1.31 and 1.13 ms). That tail is the 128 MB function's CPU share: back to back, its
+  sandbox needs 0.075-0.08 ms of CPU per 0.55-0.6 ms invoke, about 14% of a CPU against the 7.2%
+  it is allowed, so it is throttled in every CFS period, and the faster the server answers, the
+  larger that excess. Measured directly (4,000 sequential invokes after 500, mean time per invoke
+  and CPU of the server's child processes per invoke, in a scratch script): bubblewrap at 128 MB
+  997 us and 75 us; at 1769 MB 602 us and 55 us; the plain-process backend (no CPU quota) 596 us
+  and 57.5 us at 128 MB. Unthrottled the sandbox needs 55 us per invoke where 7.2% of a 600 us
+  cadence allows 43: throttling adds about 400 us to the 128 MB mean (not to its median) and 20
+  us of CPU of its own. The sandbox's side of an invoke has to get under about 43 us before
+  back-to-back 128 MB invokes stop being throttled. The agent alone, fed production INVOKE frames
+  back to back over a socketpair outside any sandbox, needs 26-29 us (13-17 user, 12-13 system):
+  most of the 55 us is the agent waking from a sleep of half a millisecond on this VM, not its
+  Python.
+- **What bounds throughput now** (per-process CPU around a 5 s wrk run, 3,300 req/s in a slow
+  spell): the server 285 us per request (all threads), the log writer 35, the sandboxes' agents
+  150 (75 when invoked one at a time: under load every process runs slower on two busy vCPUs).
+  With wrk that is about 500 us of CPU per request on 2 CPUs. perf of the loop's thread: half in
+  libpython's object machinery (allocation, dicts, attribute lookups on asyncio and uvloop
+  objects the compiled code calls), a fifth in the kernel, 13% in the compiled code itself. 0.2x
+  the floor still needs about half of today's CPU per request, on both sides of the sandbox
+  boundary.
+- **Less per invoke on the loop's thread** (2026-11-24). A dwarf-unwound perf profile of the loop's
+  thread under wrk, each sample charged to the nearest compiled function, showed what was left:
+  Python-level calls that compiled code still made (json's `decode()` wrapper and its two regex
+  matches, twice per invoke; `Counter`'s missing-key and delete methods for the concurrency lease;
+  three calls to read the memory peak), a timer armed and cancelled per invoke, and system calls.
+  Now: RESULT frames carry no header (the host never read its request id) and JSON that is one
+  value without surrounding whitespace goes to the C scanner directly, with json's own errors
+  otherwise; the lease counts in a plain dict; `lambdad.sandbox.cgroups` is compiled; an
+  environment keeps one deadline timer, moved on only when it fires; FunctionName parses and the
+  trace id's `Root=1-<seconds>-` prefix are cached. `python -m bench.ab --compile --rounds 8
+  eecb638 WORK`: 6,809 -> 7,951 req/s (+17%), loop thread 142 -> 120 us per request. Then an
+  operation's output members classified once instead of on every answer: 9,399 -> 9,770 req/s,
+  99 -> 95 us. Then no FIONREAD on the output pipe after a result frame (the runtime writes its
+  output before the frame, both are on the loop's level-triggered epoll list in that order, and the
+  invoke resumes only in the loop's next turn; a test writes more than the pipe holds and a last
+  line with write(2), 60 times, and fails when draining is deferred past the resume): 9,590 ->
+  9,842 req/s, 96 -> 93 us.
+- **The server on Debian's CPython** (same session). pyenv's 3.11.7, which made `.venv` here, is a
+  plain `--enable-shared` build; Debian's `/usr/bin/python3` (3.11.2, the one the sandboxes' agents
+  already ran on) is built with PGO and LTO and ran a dict-and-attribute microbenchmark in 323-330
+  ms against 475. Two servers of the same commit, one on each, in 6 alternating wrk rounds (a
+  scratch script; `bench.ab` runs every side on its own interpreter): 8,093 -> 9,566 req/s, server
+  CPU 120 -> 99 us per request. `make setup` now makes the venv from the distribution's python3
+  when it is 3.11 or newer (python3-venv installed with apt-get as root when missing; otherwise the
+  python3 on PATH). The floor server and the benchmark's own client run on that interpreter too, so
+  the floors moved as well: the throughput floor from 32,000-46,600 to 53,000-59,000 req/s, the
+  sequential floor p50 from 0.17-0.22 to 0.114-0.118 ms. pyenv's 3.12.1 and 3.13.0 here are the
+  same kind of plain build (552 and 511 ms on the microbenchmark).
+- **Measured and not kept** (same session, `bench.ab` in alternating rounds): running each
+  request's coroutine without an asyncio Task (a small stepper driving `coro.send`): started at once
+  inside `data_received`, 9,404 -> 8,704 req/s (-7%, the loop's thread 98 -> 106 us: requests are
+  no longer dispatched as a batch); started in the loop's next turn like a Task, 9,885 -> 9,888.
+  Splitting the request target by hand instead of `httptools.parse_url`: 9,926 -> 9,968. The
+  server's loop at nice -10: 9,798 -> 9,593.
+- **More of the same** (same session, each `python -m bench.ab --compile --rounds 8 <before> WORK`):
+  a warm lease taken and returned without coroutines of its own, and the loop kept for the deferred
+  recording's call_soon: 9,544 -> 9,886 req/s, loop thread 95 -> 92 us per request. The frame read
+  returns its future and Invoke's handler returns the service's coroutine (two coroutine layers
+  fewer): 9,049 -> 9,343, 98 -> 94. What each invoke reads out of a function's configuration (key,
+  fingerprint, timeout, ARN, memory, log group) computed once per cached record, and the reserved
+  total kept instead of summed per lease: 10,158 -> 10,524, 90 -> 87. Parsed query strings
+  remembered by their raw bytes for routing and input parsing: 10,419 -> 10,654, 88 -> 84. A
+  request's crash logged inside its task instead of by a done callback: 10,845 -> 11,109, 83 ->
+  81. The invocations answered in one loop turn recorded together in the next (one call_soon per
+  turn): 9,186 -> 9,698 (a slow spell), 92 -> 88. `Request` a plain class instead of a dataclass
+  (a dataclass whose field has a default factory gets its __init__ as Python code, which ran on
+  every request): 10,596 -> 10,846, ahead in all eight rounds, 83 -> 81.
+- **Measured and not kept, too**: a precomputed status line per HTTP status and the string-to-sign's
+  first three lines cached per date and scope (10,499 -> 10,467); `lambdad.observe.logwriter`
+  compiled (the writer's CPU 61 -> 59 us per request, throughput 10,739 -> 10,714).
+- **Twelve `make bench` runs of this session's code**, three at each of four commits. Throughput
   0.17x, 0.18x, 0.18x at b981375 (10,142 / 59,232, 9,887 / 55,689, 9,967 / 56,009 req/s); 0.19x,
   0.19x, 0.19x at 30c7748 (10,632 / 55,519, 10,794 / 56,442, 10,380 / 55,180); 0.18x, 0.16x, 0.18x
   at c028d3b (9,800 / 55,673, 8,777 / 55,534, 10,346 / 58,524), in a slower spell of the machine:
-  the A/B rounds above measured c028d3b faster than 30c7748. Across all nine: p50 2.54x-2.84x the
+  the A/B rounds above measured c028d3b faster than 30c7748; 0.19x, 0.19x, 0.19x at 802b8d7
+  (10,870 / 55,965, 10,925 / 56,224, 10,627 / 57,086). Across all twelve: p50 2.54x-2.84x the
   floor at 128 MB and 2.51x-2.76x at 1769 MB; 128 MB p99 2.06-2.96 ms; lambdad about twice
   serverless-offline under wrk in turns (8,776-10,624 against 4,145-4,873 req/s); cold p50
   0.21-0.25x; every burst of 1000 succeeded; PSS per idle environment 6.46 MiB.
 - **What bounds throughput now** (system-wide perf during a 4 s wrk run at 10,200 req/s, at
-  a138865, before the last items above): the server process 0.92 of a CPU (its loop's thread
-  about 92 us per request, 81-88 after them), the sandboxes' agents
+  a138865, before the items above from "More of the same" on): the server process 0.92 of a CPU
+  (its loop's thread about 92 us per request then, 81-88 after them), the sandboxes' agents
   0.43 (about 43 us per request), the log writer 0.18, wrk 0.16, and 15% of both CPUs idle. The
   loop's thread: 29% in the kernel (the two writes, to the client and to the sandbox, 19%; the
   reads 7%; the memory peak's pread 2%), 11% SigV4, 8% uvloop, 5% httptools, the rest spread over
