@@ -34,6 +34,7 @@ PURE_ENV = "LAMBDAD_PURE_PYTHON"
 #: sandbox's agent stays source: it runs inside the sandbox, maybe on another interpreter.
 HOT_MODULES = (
     "lambdad.randomness",
+    "lambdad.seconds",
     "lambdad.functions.arns",
     "lambdad.http.app",
     "lambdad.http.auth",

@@ -48,8 +48,6 @@ def bind(call: ServiceCall) -> Handler:
     return handler
 
 
-#: Bound on the remembered parsed query strings (cleared when reached).
-QUERY_MEMO_SIZE = 1024
 DEFAULT_BODY_LIMIT = 70_167_211
 BODY_LIMITS = {"Invoke": 6_291_456, "InvokeAsync": 262_144}
 _OPERATION_NAMES = {"Invoke": "InvokeFunction"}
@@ -64,9 +62,11 @@ def new_request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
-def parse_query(raw: bytes) -> dict[str, list[str]]:
+@lru_cache(maxsize=1024)  # a client repeats its query string (a Qualifier, a presigned URL)
+def parse_query(raw: bytes) -> Mapping[str, list[str]]:
     """What ``parse_qs(raw.decode("latin-1"), keep_blank_values=True)`` returns, without its
-    per-piece unquoting when a piece has nothing to unquote (a presigned URL has seven pieces)."""
+    per-piece unquoting when a piece has nothing to unquote (a presigned URL has seven pieces).
+    Remembered, so the answer is shared: read it, never change it."""
     out: dict[str, list[str]] = {}
     for piece in raw.decode("latin-1").split("&"):
         if not piece:
@@ -121,7 +121,7 @@ class Request:
         return f"Request({self.method} {self.path}, request_id={self.request_id!r})"
 
     @property
-    def query(self) -> dict[str, list[str]]:
+    def query(self) -> Mapping[str, list[str]]:
         return parse_query(self.query_string)
 
 
@@ -167,7 +167,6 @@ class App:
         self.rest_services: list[tuple[awsmodel.RestRouter, dict[str, Handler]]] = []
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
-        self._queries: dict[bytes, dict[str, list[str]]] = {}
 
     async def startup(self) -> None:
         if self.on_startup:
@@ -233,20 +232,9 @@ class App:
                 return route
         return None
 
-    def _query(self, raw: bytes) -> Mapping[str, list[str]]:
-        """``parse_query(raw)``, remembered: a client sends the same query string again and again
-        (a Qualifier, a presigned URL). Read-only: routing and input parsing only look things up."""
-        parsed = self._queries.get(raw)
-        if parsed is None:
-            parsed = parse_query(raw)
-            if len(self._queries) >= QUERY_MEMO_SIZE:
-                self._queries.clear()
-            self._queries[raw] = parsed
-        return parsed
-
     async def _rest(self, request: Request) -> tuple[int, Headers, bytes]:
         raw_path = request.raw_path.decode("latin-1")
-        query = self._query(request.query_string)
+        query = request.query
         found = self.router.match(request.method, raw_path, query)
         handlers = self.lambda_handlers
         if found is None:

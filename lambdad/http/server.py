@@ -22,6 +22,7 @@ from urllib.parse import unquote
 import httptools
 
 from lambdad.http.app import DEFAULT_BODY_LIMIT, App, Headers, Request
+from lambdad.seconds import PerSecond
 
 log = logging.getLogger("lambdad.http")
 
@@ -30,19 +31,8 @@ MAX_PIPELINED = 16
 _REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 
 
-class _DateHeader:
-    """The ``date`` header line, formatted at most once a second."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._line = b""
-
-    def line(self) -> bytes:
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            self._line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
-        return self._line
+def _date_line(second: int) -> bytes:
+    return b"date: " + formatdate(second, usegmt=True).encode() + b"\r\n"
 
 
 class HttpServer:
@@ -57,7 +47,8 @@ class HttpServer:
         self.keep_alive_s = keep_alive_s
         self.grace_s = grace_s
         self.connections: set[HttpConnection] = set()
-        self.date = _DateHeader()
+        #: The ``date`` header line, formatted at most once a second.
+        self.date = PerSecond(_date_line)
         self.closing = False
 
     async def serve(self, stop: asyncio.Event) -> bool:
@@ -220,7 +211,7 @@ class HttpConnection(asyncio.Protocol):
             keep_alive = keep_alive and not self.server.closing
             out = [
                 b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown")),
-                self.server.date.line(),
+                self.server.date.now(),
             ]
             for name, value in headers:
                 out += (name, b": ", value, b"\r\n")

@@ -41,6 +41,7 @@ from lambdad.observe.metrics import MetricStore
 from lambdad.randomness import random_hex
 from lambdad.runtime.protocol import json_loads
 from lambdad.sandbox.base import SandboxBackend, SandboxSpec
+from lambdad.seconds import PerSecond
 from lambdad.store.base import FunctionRecord
 from lambdad.store.opt_trees import OptTrees
 
@@ -160,7 +161,6 @@ class InvokeService:
         #: The durable queue Event invokes go to (lambdad.invoke.async_queue.AsyncDispatcher).
         self.async_events: AsyncSubmitter | None = None
         self.opt_trees = OptTrees(settings.sandbox_root() / "opt", functions.blobs)
-        self._running_loop: asyncio.AbstractEventLoop | None = None
         self._deferred: list[_Deferred] = []
         functions.listeners.append(self._function_changed)
 
@@ -305,8 +305,8 @@ class InvokeService:
         """Record ``invocation`` in the loop's next turn, with every other invoke answered in this
         one: one scheduled call per turn instead of one per invoke."""
         self._deferred.append(invocation)
-        if len(self._deferred) == 1:
-            self._loop().call_soon(self._record_deferred)
+        if len(self._deferred) == 1:  # the turn's first: get_running_loop() once per turn
+            asyncio.get_running_loop().call_soon(self._record_deferred)
 
     def _record_deferred(self) -> None:
         deferred, self._deferred = self._deferred, []
@@ -315,13 +315,6 @@ class InvokeService:
                 self._record(prepared, warm, outcome, request_id, cold, qualifier, provisioned, False)
             except Exception:  # one invocation's bookkeeping must not lose the others'
                 log.exception("recording an invocation failed", extra={"request_id": request_id})
-
-    def _loop(self) -> asyncio.AbstractEventLoop:
-        """The running loop, kept: on Python 3.11 every get_running_loop() is a getpid() system call."""
-        loop = self._running_loop
-        if loop is None or loop.is_closed():
-            loop = self._running_loop = asyncio.get_running_loop()
-        return loop
 
     def _record(
         self,
@@ -548,21 +541,7 @@ def _too_large(outcome: InvokeOutcome) -> InvokeOutcome:
     return outcome
 
 
-class _TraceRoot:
-    """``Root=1-<epoch seconds, hex>-``, formatted at most once a second."""
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.prefix = ""
-
-    def now(self) -> str:
-        second = int(time.time())
-        if second != self.second:
-            self.second, self.prefix = second, f"Root=1-{second:08x}-"
-        return self.prefix
-
-
-_TRACE_ROOT = _TraceRoot()
+_TRACE_ROOT = PerSecond(lambda second: f"Root=1-{second:08x}-")
 
 
 def _trace_id() -> str:

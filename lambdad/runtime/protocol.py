@@ -2,8 +2,8 @@
 
 A frame is ``u32 length | u8 kind | u32 header length | header | body``, big-endian, where
 ``length`` counts every byte after itself. The header is a JSON object, except INVOKE's
-(``encode_invoke``), and an empty header stands for ``{}``: all decode to a dict. The module is standard-library only: the agent imports
-it inside the sandbox and the host imports it too.
+(``encode_invoke``), and an empty header stands for ``{}``: all decode to a dict. The module is
+standard-library only: the agent imports it inside the sandbox and the host imports it too.
 """
 
 from __future__ import annotations
