@@ -31,7 +31,7 @@ HEADER = {
 
 def _answer_frames(sock: socket.socket) -> None:
     """The child: read INVOKE frames, answer RESULT frames (the agent's loop, without a handler)."""
-    reader = P.BlockingReader(sock)
+    reader = P.BlockingReader(sock.recv)
     while (frame := reader.recv()) is not None:
         sock.sendall(P.encode(P.RESULT, {"request_id": frame[1]["request_id"]}, b"{}"))
 
@@ -54,7 +54,7 @@ def _with_child(measure: Any, n: int) -> list[float]:
 
 
 def _blocking(sock: socket.socket, n: int) -> list[float]:
-    reader = P.BlockingReader(sock)
+    reader = P.BlockingReader(sock.recv)
     samples = []
     for _ in range(n):
         start = time.perf_counter()

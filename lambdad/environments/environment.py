@@ -148,7 +148,7 @@ class OutputCapture:
         otherwise the pipe is asked for bytes the loop has not seen yet.
 
         Why a frame settles it: the runtime's writes to the pipe come before its frame on the
-        control socket, and each queues its descriptor on the loop's level-triggered epoll ready
+        control pipe, and each queues its descriptor on the loop's level-triggered epoll ready
         list when it happens. So the poll that reports the frame reports the pipe too, or an earlier
         one did; libuv runs every callback of a poll before the next turn, and the coroutine that
         awaited the frame resumes only in that next turn (asyncio runs a future's callbacks with
@@ -206,7 +206,7 @@ class Environment:
         return env
 
     async def _init(self, timeout_s: float, started: float) -> None:
-        self.channel = await FrameChannel.connect(self.sandbox.control)
+        self.channel = await FrameChannel.connect(*self.sandbox.take_control())
         self.channel.write(P.encode(P.INIT, self.sandbox.init_header))
         try:
             frame = await asyncio.wait_for(self._read(), timeout_s)
@@ -344,5 +344,5 @@ class Environment:
             self._timer = None
         self.output.close()
         if self.channel is not None:
-            self.channel.close()  # closes the control socket through its transport
+            self.channel.close()  # closes the control pipes through their transports
         await self.sandbox.destroy()

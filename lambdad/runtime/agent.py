@@ -1,4 +1,4 @@
-"""The agent: the first process of a sandbox, connected to the host by an inherited socket.
+"""The agent: the first process of a sandbox, connected to the host by two inherited pipes.
 
 ``agent python HANDLER`` is the Python runtime itself: it imports the handler once and calls it per
 INVOKE frame. ``agent api CMD...`` serves the Runtime API 2018-06-01 on 127.0.0.1:9001 and starts CMD
@@ -9,9 +9,9 @@ Standard library only, imports kept lazy: this is on the cold path.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import socket
 import sys
 import threading
 import time
@@ -37,13 +37,15 @@ ERROR_LOG_LINE_TERMINATE = "\r"
 
 
 class Channel:
-    """The control socket, with a lock so that several threads can send frames."""
+    """The control pipes (frames in on one, out on the other), with a lock so that several threads
+    can send frames."""
 
-    def __init__(self, fd: int) -> None:
-        os.set_inheritable(fd, False)  # user subprocesses must not inherit it
-        self.sock = socket.socket(fileno=fd)
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        for fd in {read_fd, write_fd}:
+            os.set_inheritable(fd, False)  # user subprocesses must not inherit them
+        self._write_fd = write_fd
         self._lock = threading.Lock()
-        self._reader = P.BlockingReader(self.sock)
+        self._reader = P.BlockingReader(functools.partial(os.read, read_fd))
 
     def send(self, kind: int, header: dict[str, Any] | None = None, body: bytes = b"") -> None:
         self.send_raw(kind, P.encode_header(header), body)
@@ -52,7 +54,11 @@ class Channel:
         """A frame whose header is already bytes: the invoke loop's RESULT has none at all."""
         data = P.encode_raw(kind, header, body)
         with self._lock:
-            self.sock.sendall(data)
+            written = os.write(self._write_fd, data)  # all of it, unless a signal cut it short
+            if written < len(data):
+                view = memoryview(data)
+                while written < len(data):
+                    written += os.write(self._write_fd, view[written:])
 
     def recv(self) -> tuple[int, dict[str, Any], bytes] | None:
         return self._reader.recv()
@@ -746,9 +752,9 @@ def _specialize(header: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    fd = int(os.environ.pop(P.CONTROL_FD_ENV))
+    read_fd, write_fd = P.control_fds(os.environ.pop(P.CONTROL_FD_ENV))
     os.environ.pop("PWD", None)  # bwrap --chdir adds it; the environment is exactly the caller's
-    channel = Channel(fd)
+    channel = Channel(read_fd, write_fd)
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     if args[0] == "generic":

@@ -2,23 +2,24 @@
 
 Contract of a :class:`Sandbox`:
 
-* ``control`` is the host end of a connected stream socket pair; the agent inside holds the other
-  end. ``output_fd`` is the non-blocking read end of one pipe that carries the sandbox's stdout and
-  stderr together.
+* ``take_control()`` hands over the host's ends of the two control pipes (frames to the agent,
+  frames from it); the agent inside holds the other ends. ``output_fd`` is the non-blocking read
+  end of one pipe that carries the sandbox's stdout and stderr together.
 * ``kill()`` stops every process of the sandbox at once and may be called any number of times.
 * ``destroy()`` is idempotent and safe to call in any state, including after a failed spawn. When
   it returns, no process of the sandbox remains, its cgroups are removed, its /tmp is unmounted and
-  its temporary directory is gone; ``control`` and ``output_fd`` are closed.
+  its temporary directory is gone; ``output_fd`` and the control pipes not taken are closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from lambdad.runtime import protocol as P
 
 
 @dataclass(frozen=True)
@@ -44,16 +45,38 @@ class SandboxError(Exception):
 
 
 class AgentProcess:
-    """What every backend's sandbox holds: the agent's process, the control socket pair (the host's
-    end and the end the agent inherits, closed once it is spawned) and the output pipe."""
+    """What every backend's sandbox holds: the agent's process, the two control pipes and the output
+    pipe. Of each control pipe the host keeps one end until ``take_control()`` hands it over; the
+    agent's ends (``agent_fds``) are closed once it is spawned."""
 
     def __init__(self, sandbox_id: str) -> None:
         self.sandbox_id = sandbox_id
-        self.control, self.child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        to_agent, self._to_agent = os.pipe()
+        self._from_agent, from_agent = os.pipe()
+        self.agent_fds = (to_agent, from_agent)
         self.output_fd = -1
         self.proc: asyncio.subprocess.Process | None = None
         self.init_header: dict[str, object] = {}
         self._destroyed = False
+
+    def agent_env(self) -> str:
+        """The agent's CONTROL_FD_ENV value."""
+        return P.control_fds_value(*self.agent_fds)
+
+    def close_agent_fds(self) -> None:
+        """The host's copies of the agent's ends, once the agent holds them (or failed to start)."""
+        for fd in self.agent_fds:
+            if fd >= 0:
+                os.close(fd)
+        self.agent_fds = (-1, -1)
+
+    def take_control(self) -> tuple[int, int]:
+        """(read, write): the host's ends of the control pipes, whose closing becomes the caller's."""
+        fds = (self._from_agent, self._to_agent)
+        if -1 in fds:
+            raise SandboxError(f"the control pipes of sandbox {self.sandbox_id} were taken or closed")
+        self._from_agent = self._to_agent = -1
+        return fds
 
     def kill(self) -> None:
         raise NotImplementedError
@@ -66,8 +89,11 @@ class AgentProcess:
         self.kill()
         if self.proc is not None:
             await self.proc.wait()
-        self.control.close()
-        self.child_end.close()
+        for fd in (self._from_agent, self._to_agent):
+            if fd >= 0:
+                os.close(fd)
+        self._from_agent = self._to_agent = -1
+        self.close_agent_fds()
         if self.output_fd >= 0:
             os.close(self.output_fd)
             self.output_fd = -1
@@ -76,11 +102,14 @@ class AgentProcess:
 
 class Sandbox(Protocol):
     sandbox_id: str
-    control: socket.socket
     output_fd: int
     #: Sent with the INIT frame. A sandbox started ahead of demand learns here what to run:
     #: ``{"argv": [...], "env": {...}}``; a sandbox started for one spec already knows (``{}``).
     init_header: dict[str, object]
+
+    def take_control(self) -> tuple[int, int]:
+        """The host's (read, write) ends of the control pipes, once: closing them is the caller's."""
+        ...
 
     async def wait(self) -> int:
         """Wait for the sandbox's first process to end; its exit status (negative: signal)."""

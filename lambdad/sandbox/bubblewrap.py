@@ -27,6 +27,7 @@ import time
 import uuid
 from pathlib import Path
 
+from lambdad.runtime import protocol as P
 from lambdad.sandbox import cgroups, leftovers, seccomp
 from lambdad.sandbox.base import (
     RUNTIME_DIR,
@@ -312,7 +313,7 @@ class BubblewrapBackend:
             await _run("losetup", "-d", device)  # detaches itself at the unmount (autoclear)
         image.unlink()  # the loop device keeps it alive until then
 
-    def bwrap_args(self, spec: SandboxSpec, tmp: Path, fd: int, spare: bool = False) -> list[str]:
+    def bwrap_args(self, spec: SandboxSpec, tmp: Path, control: str, spare: bool = False) -> list[str]:
         # --disable-userns: a function cannot create user namespaces of its own, which would give it
         # capabilities inside them and a much larger kernel attack surface.
         args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session", "--clearenv",
@@ -332,7 +333,7 @@ class BubblewrapBackend:
         if spare or spec.runtime.startswith("nodejs"):
             args += ["--ro-bind", str(self.runtime_dir / "node"), "/var/runtime"]
         args += ["--remount-ro", "/", "--chdir", "/var/task"]
-        for key, value in {**spec.env, "_LAMBDAD_CONTROL_FD": str(fd)}.items():
+        for key, value in {**spec.env, P.CONTROL_FD_ENV: control}.items():
             args += ["--setenv", key, value]
         agent = (
             [*agent_head(self.python, AGENT_PARENT), "generic"]
@@ -342,15 +343,14 @@ class BubblewrapBackend:
         return [*args, "--", *agent]
 
     async def _start(self, box: BubblewrapSandbox, spare: bool = False) -> None:
-        child_end = box.child_end
         rfd, wfd = os.pipe()
         os.set_blocking(rfd, False)
         box.output_fd = rfd
         procs = [str(p) for p in box.group.procs_files()] if box.group else []
         setpriv = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
-        bwrap = self.bwrap_args(box.spec, box.workdir / "tmp", child_end.fileno(), spare)
+        bwrap = self.bwrap_args(box.spec, box.workdir / "tmp", box.agent_env(), spare)
         filter_fd = seccomp.program_fd()
-        passed = [child_end.fileno()]
+        passed = list(box.agent_fds)
         if filter_fd is not None:  # applied to the sandbox's first process, inherited by every other
             bwrap[1:1] = ["--seccomp", str(filter_fd)]
             passed.append(filter_fd)
@@ -366,7 +366,7 @@ class BubblewrapBackend:
         except OSError as e:
             raise SandboxError(f"cannot start bwrap: {e}") from e
         finally:
-            child_end.close()
+            box.close_agent_fds()
             os.close(wfd)
             if filter_fd is not None:
                 os.close(filter_fd)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lambdad.runtime import protocol as P
 from lambdad.sandbox.base import RUNTIME_DIR, AgentProcess, SandboxError, SandboxSpec, agent_command
 
 
@@ -67,22 +68,21 @@ class ProcessBackend:
 
     async def spawn(self, spec: SandboxSpec) -> ProcessSandbox:
         box = ProcessSandbox(spec, Path(tempfile.mkdtemp(prefix=f"lambdad-{spec.sandbox_id}-")))
-        child_end = box.child_end
         rfd, wfd = os.pipe()
         os.set_blocking(rfd, False)
         box.output_fd = rfd
         env = {**spec.env, "LAMBDA_TASK_ROOT": str(spec.code_dir), "TMPDIR": str(box.tmp),
-               "_LAMBDAD_CONTROL_FD": str(child_end.fileno())}  # fmt: skip
+               P.CONTROL_FD_ENV: box.agent_env()}  # fmt: skip
         argv = agent_command(self.python, spec, str(RUNTIME_DIR.parent.parent), self.node, "lambdad.runtime")
         try:
             box.proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=wfd, stderr=wfd, env=env,
-                pass_fds=(child_end.fileno(),), cwd=spec.code_dir, start_new_session=True,
+                pass_fds=box.agent_fds, cwd=spec.code_dir, start_new_session=True,
             )  # fmt: skip
         except OSError as e:
             await box.destroy()
             raise SandboxError(f"cannot start the agent: {e}") from e
         finally:
-            child_end.close()
+            box.close_agent_fds()
             os.close(wfd)
         return box

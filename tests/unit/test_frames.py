@@ -1,5 +1,7 @@
 import asyncio
+import functools
 import json
+import os
 import socket
 import threading
 
@@ -95,7 +97,7 @@ def test_blocking_socket_frames() -> None:
         a.sendall(
             P.encode(P.READY, {"init_duration_ms": 1.5}) + P.encode(P.RESULT, {"request_id": "x"}, b"42")
         )
-        reader = P.BlockingReader(b)  # both frames arrive in one read: the second is kept for later
+        reader = P.BlockingReader(b.recv)  # both frames arrive in one read: the second is kept for later
         assert reader.recv() == (P.READY, {"init_duration_ms": 1.5}, b"")
         assert reader.recv() == (P.RESULT, {"request_id": "x"}, b"42")
         big = bytes(range(256)) * 5000  # larger than one read: assembled from several
@@ -110,7 +112,7 @@ def test_blocking_socket_frames() -> None:
 def test_blocking_one_frame_per_read_and_split_prefix() -> None:
     a, b = socket.socketpair()
     with a, b:
-        reader = P.BlockingReader(b)
+        reader = P.BlockingReader(b.recv)
         a.sendall(P.encode_invoke("r", 5, "arn", None, None, b"x"))  # exactly one frame in the read
         assert reader.recv() == (P.INVOKE, {"request_id": "r", "deadline_ms": "5",
                                             "invoked_function_arn": "arn", "trace_id": None}, b"x")  # fmt: skip
@@ -128,23 +130,57 @@ def test_blocking_truncated_frame() -> None:
         a.sendall(P.encode(P.RESULT, {}, b"abcdef")[:-2])
         a.shutdown(socket.SHUT_WR)
         with pytest.raises(P.FrameError):
-            P.BlockingReader(b).recv()
+            P.BlockingReader(b.recv).recv()
 
 
-def test_frame_channel_over_a_socket() -> None:
-    """The host's end under uvloop, as the server runs it: whole frames, frames split across
+class _AgentEnds:
+    """The agent's ends of the two control pipes, blocking, as the agent holds them; ``host`` is the
+    (read, write) pair that FrameChannel.connect takes over."""
+
+    def __init__(self) -> None:
+        self.read_fd, host_write = os.pipe()
+        host_read, self.write_fd = os.pipe()
+        self.host = (host_read, host_write)
+        self.reader = P.BlockingReader(functools.partial(os.read, self.read_fd))
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.write_fd, view) :]
+
+    def close_reading(self) -> None:
+        os.close(self.read_fd)
+        self.read_fd = -1
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.read_fd = self.write_fd = -1
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def test_frame_channel_over_pipes() -> None:
+    """The host's ends under uvloop, as the server runs them: whole frames, frames split across
     reads, several frames in one read, a waiting reader, the end of the stream."""
 
     async def run() -> None:
-        host, agent = socket.socketpair()
-        channel = await FrameChannel.connect(host)
+        agent = _AgentEnds()
+        channel = await FrameChannel.connect(*agent.host)
         big = bytes(range(256)) * 5000  # several reads
         agent.sendall(P.encode(P.READY, {"init_duration_ms": 1.5}))
         assert await channel.read() == (P.READY, {"init_duration_ms": 1.5}, b"")
         waiting = asyncio.ensure_future(channel.read())  # waits before the bytes arrive
         await asyncio.sleep(0.01)
         sender = threading.Thread(target=agent.sendall, args=(P.encode(P.RESULT, {"a": 1}, big),))
-        sender.start()  # more than the socket buffer holds: sent while the loop reads
+        sender.start()  # more than the pipe holds: sent while the loop reads
         assert await waiting == (P.RESULT, {"a": 1}, big)
         sender.join()
         two = P.encode(P.RESULT, {"n": 1}, b"x") + P.encode(P.ERROR, {"errorType": "E"}, b"y")
@@ -154,23 +190,30 @@ def test_frame_channel_over_a_socket() -> None:
         assert await channel.read() == (P.RESULT, {"n": 1}, b"x")
         assert await channel.read() == (P.ERROR, {"errorType": "E"}, b"y")
         channel.write(P.encode(P.INIT, {"k": "v"}))
-        await asyncio.sleep(0.01)
-        assert P.BlockingReader(agent).recv() == (P.INIT, {"k": "v"}, b"")
+        channel.write(
+            P.encode(P.INVOKE, {"request_id": "r", "deadline_ms": 1}, big)
+        )  # more than the pipe holds
+        received = await asyncio.to_thread(lambda: [agent.reader.recv(), agent.reader.recv()])
+        assert received[0] == (P.INIT, {"k": "v"}, b"")
+        assert received[1][0] == P.INVOKE and received[1][2] == big
         agent.close()
         assert await channel.read() is None
         assert await channel.read() is None  # and stays ended
         channel.close()
+        await asyncio.sleep(0)  # libuv closes the fds as the transports close
+        assert not any(_is_open(fd) for fd in agent.host)
 
     async def bad_length() -> None:
-        host, agent = socket.socketpair()
-        channel = await FrameChannel.connect(host)
+        agent = _AgentEnds()
+        channel = await FrameChannel.connect(*agent.host)
         agent.sendall((P.MAX_FRAME + 1).to_bytes(4, "big") + b"junk")
         assert await channel.read() is None  # a broken stream ends the channel
+        channel.close()
         agent.close()
 
     async def ended_by_host() -> None:
-        host, agent = socket.socketpair()
-        channel = await FrameChannel.connect(host)
+        agent = _AgentEnds()
+        channel = await FrameChannel.connect(*agent.host)
         waiting = asyncio.ensure_future(channel.read())
         await asyncio.sleep(0.01)
         channel.end()  # the deadline's timer, after it killed the sandbox
@@ -181,5 +224,17 @@ def test_frame_channel_over_a_socket() -> None:
         channel.close()
         agent.close()
 
-    for case in (run, bad_length, ended_by_host):
+    async def agent_stops_reading() -> None:
+        agent = _AgentEnds()
+        channel = await FrameChannel.connect(*agent.host)
+        try:
+            waiting = asyncio.ensure_future(channel.read())
+            agent.close_reading()  # its write end still open: only the write pipe sees the agent go
+            channel.write(P.encode(P.INIT, {}))
+            assert await asyncio.wait_for(waiting, 5) is None
+        finally:
+            channel.close()
+            agent.close()
+
+    for case in (run, bad_length, ended_by_host, agent_stops_reading):
         uvloop.run(case())

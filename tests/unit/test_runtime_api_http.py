@@ -20,7 +20,8 @@ from lambdad.runtime import protocol as P
 @pytest.fixture
 def runtime_api() -> Iterator[tuple[agent.RuntimeApi, socket.socket, int]]:
     host_end, agent_end = socket.socketpair()
-    api = agent.RuntimeApi(agent.Channel(agent_end.detach()))
+    fd = agent_end.detach()  # the agent reads and writes frames through one socket here
+    api = agent.RuntimeApi(agent.Channel(fd, fd))
     original = http.client.parse_headers
     http.client.parse_headers = agent._parse_headers  # type: ignore[assignment]  # as run_api does
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), agent.make_http_handler(api))
@@ -39,7 +40,7 @@ def test_next_response_and_errors_over_one_kept_alive_connection(
     runtime_api: tuple[agent.RuntimeApi, socket.socket, int],
 ) -> None:
     api, host_end, port = runtime_api
-    frames = P.BlockingReader(host_end)
+    frames = P.BlockingReader(host_end.recv)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     header = {
         "request_id": "r-1",
