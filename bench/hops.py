@@ -2,23 +2,22 @@
 
 A warm invoke crosses two process boundaries (client to server, server to sandbox); the floor
 server crosses one. Each crossing through an asyncio (uvloop) loop costs a loop iteration, a
-future and a task step on top of the kernel's socket round trip. This measures both with the
+future and a task step on top of the kernel's pipe round trip. This measures both with the
 agent's own frames and a child process that answers them the way the agent does, so the report
 can say how much of the warm latency is the hop itself rather than lambdad's code.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import os
-import socket
 import time
-from collections import deque
 from typing import Any
 
 import uvloop
 
 from bench.common import percentile
+from lambdad.environments.channel import FrameChannel
 from lambdad.runtime import protocol as P
 
 HEADER = {
@@ -29,87 +28,66 @@ HEADER = {
 }
 
 
-def _answer_frames(sock: socket.socket) -> None:
+def _answer_frames(read_fd: int, write_fd: int) -> None:
     """The child: read INVOKE frames, answer RESULT frames (the agent's loop, without a handler)."""
-    reader = P.BlockingReader(sock.recv)
+    reader = P.BlockingReader(functools.partial(os.read, read_fd))
     while (frame := reader.recv()) is not None:
-        sock.sendall(P.encode(P.RESULT, {"request_id": frame[1]["request_id"]}, b"{}"))
+        os.write(write_fd, P.encode(P.RESULT, {"request_id": frame[1]["request_id"]}, b"{}"))
 
 
 def _with_child(measure: Any, n: int) -> list[float]:
-    parent, child = socket.socketpair()
+    """``measure(read_fd, write_fd, n)`` against a child holding the other ends of two pipes, as a
+    sandbox's agent holds them."""
+    to_child, host_write = os.pipe()
+    host_read, from_child = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child process
-        parent.close()
         try:
-            _answer_frames(child)
+            os.close(host_write)
+            os.close(host_read)
+            _answer_frames(to_child, from_child)
         finally:
             os._exit(0)
-    child.close()
+    os.close(to_child)
+    os.close(from_child)
     try:
-        return list(measure(parent, n))
+        return list(measure(host_read, host_write, n))
     finally:
-        parent.close()
         os.waitpid(pid, 0)
 
 
-def _blocking(sock: socket.socket, n: int) -> list[float]:
-    reader = P.BlockingReader(sock.recv)
+def _blocking(read_fd: int, write_fd: int, n: int) -> list[float]:
+    reader = P.BlockingReader(functools.partial(os.read, read_fd))
     samples = []
     for _ in range(n):
         start = time.perf_counter()
-        sock.sendall(P.encode(P.INVOKE, HEADER, b"{}"))
+        os.write(write_fd, P.encode(P.INVOKE, HEADER, b"{}"))
         reader.recv()
         samples.append((time.perf_counter() - start) * 1000)
+    os.close(write_fd)  # the child's end of the stream
+    os.close(read_fd)
     return samples
 
 
-class _Frames(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.frames: deque[Any] = deque()
-        self.waiter: asyncio.Future[Any] | None = None
-        self.transport: asyncio.Transport | None = None
+def _through_loop(read_fd: int, write_fd: int, n: int) -> list[float]:
+    """The server's way: lambdad's FrameChannel on the loop (it closes both fds)."""
 
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while len(self.buffer) >= 4:
-            need = 4 + P.frame_length(self.buffer[:4])
-            if len(self.buffer) < need:
-                break
-            self.frames.append(P.decode(self.buffer[4:need]))
-            del self.buffer[:need]
-        if self.frames and self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def read(self) -> Any:
-        while not self.frames:
-            self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
-        return self.frames.popleft()
-
-
-def _through_loop(sock: socket.socket, n: int) -> list[float]:
     async def main() -> list[float]:
-        _, frames = await asyncio.get_running_loop().create_unix_connection(_Frames, sock=sock)
-        assert frames.transport is not None
+        channel = await FrameChannel.connect(read_fd, write_fd)
         samples = []
         for _ in range(n):
             start = time.perf_counter()
-            frames.transport.write(P.encode(P.INVOKE, HEADER, b"{}"))
-            await frames.read()
+            channel.write(P.encode(P.INVOKE, HEADER, b"{}"))
+            await channel.read()
             samples.append((time.perf_counter() - start) * 1000)
-        frames.transport.close()
+        channel.close()
         return samples
 
     return uvloop.run(main())
 
 
 def measure(n: int) -> tuple[float, float]:
-    """p50 (ms) of a frame round trip through a uvloop loop, and through blocking sockets."""
+    """p50 (ms) of a frame round trip through a uvloop loop, and through blocking pipes."""
     _with_child(_blocking, min(n, 200))  # warm both paths once
     looped = _with_child(_through_loop, n)
     blocking = _with_child(_blocking, n)

@@ -367,8 +367,9 @@ MEANINGS = """## What each number means
   Node floor). Node runs as its own process that speaks the Runtime API over HTTP to the agent, as
   on AWS, so this line is the Runtime API's cost on top of the Python runtime's.
 - **one hop**: `bench/hops.py`. A child process answers INVOKE frames with RESULT frames (the
-  agent's loop without a handler); the p50 round trip of the same frames through a uvloop loop
-  (the server's way) and through blocking sockets (the floor), in the same run.
+  agent's loop without a handler) over two pipes, as a sandbox's agent does; the p50 round trip
+  of the same frames through lambdad's FrameChannel on a uvloop loop (the server's way) and
+  through blocking reads and writes (the floor), in the same run.
 - **client SigV4 signing**: the client's cost of signing one request; excluded from the latencies.
 - **server CPU per invoke**: utime+stime of the lambdad server process (all threads) and its log
   writer process over the 128 MB function's sequential rounds, divided by its invokes; the sandbox

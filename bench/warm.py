@@ -159,7 +159,7 @@ def run(results: Results, work: Path, server: ServerProcess, n: int, seconds: in
         node(results, server, floor_url, n // 4)
         looped, blocking = hops.measure(n)
         results.add(Figure(SECTION, "one hop: frame round trip via a uvloop loop (p50)", looped, "ms", blocking,
-                           "same frames, blocking sockets", "a warm invoke makes two such hops (client to "
+                           "same frames, blocking pipes", "a warm invoke makes two such hops (client to "
                            "server, server to sandbox); the floor server makes one"))  # fmt: skip
         results.add(Figure(SECTION, "client SigV4 signing (not in latency)", signing_cost_ms(server.endpoint, path),
                            "ms", None, "", "botocore SigV4Auth per request; done before the clock starts"))  # fmt: skip
