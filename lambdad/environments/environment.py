@@ -10,7 +10,6 @@ import os
 import sys
 import termios
 import time
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from lambdad.environments.channel import FrameChannel
@@ -59,29 +58,61 @@ class InitFailure(Exception):
         self.init_duration_ms = init_duration_ms
 
 
-@dataclass
 class InvokeRequest:
-    request_id: str
-    payload: bytes
-    timeout_s: float
-    invoked_function_arn: str
-    client_context: str | None = None
-    cognito_identity: str | None = None
-    trace_id: str | None = None
+    """One invoke as the environment runs it. (Plain classes here and below, made on every invoke:
+    compiled, their __init__ is C, where a dataclass's __init__ stays Python code.)"""
+
+    def __init__(
+        self,
+        request_id: str,
+        payload: bytes,
+        timeout_s: float,
+        invoked_function_arn: str,
+        client_context: str | None = None,
+        cognito_identity: str | None = None,
+        trace_id: str | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.payload = payload
+        self.timeout_s = timeout_s
+        self.invoked_function_arn = invoked_function_arn
+        self.client_context = client_context
+        self.cognito_identity = cognito_identity
+        self.trace_id = trace_id
+
+    def __repr__(self) -> str:
+        return (
+            f"InvokeRequest({self.request_id!r}, {self.invoked_function_arn!r}, timeout_s={self.timeout_s})"
+        )
 
 
 OutcomeKind = Literal["ok", "function_error", "timeout", "oom", "crash"]
 
 
-@dataclass
 class InvokeOutcome:
-    kind: OutcomeKind
-    payload: bytes
-    error_type: str | None
-    log: bytes
-    duration_ms: float
-    max_memory_mb: int
-    environment_dead: bool
+    """How an invoke ended, with what the function wrote and the memory it peaked at."""
+
+    def __init__(
+        self,
+        kind: OutcomeKind,
+        payload: bytes,
+        error_type: str | None,
+        log: bytes,
+        duration_ms: float,
+        max_memory_mb: int,
+        environment_dead: bool,
+    ) -> None:
+        self.kind: OutcomeKind = kind
+        self.payload = payload
+        self.error_type = error_type
+        self.log = log
+        self.duration_ms = duration_ms
+        self.max_memory_mb = max_memory_mb
+        self.environment_dead = environment_dead
+
+    def __repr__(self) -> str:
+        return (f"InvokeOutcome({self.kind!r}, error_type={self.error_type!r}, {self.duration_ms:.2f} ms, "
+                f"{len(self.payload)} payload bytes, {len(self.log)} log bytes, dead={self.environment_dead})")  # fmt: skip
 
 
 def error_body(error_type: str, message: str) -> bytes:
@@ -173,6 +204,7 @@ class Environment:
 
     def __init__(self, sandbox: Sandbox, spec: SandboxSpec) -> None:
         self.sandbox = sandbox
+        self._memory_peak = sandbox.memory_peak()
         self.spec = spec
         self.loop = asyncio.get_running_loop()  # kept: on Python 3.11 each call is a getpid()
         self.state = State.STARTING
@@ -251,7 +283,7 @@ class Environment:
             return None
 
     def max_memory_used_mb(self) -> int:
-        return -(-self.sandbox.max_memory_bytes() // MIB)
+        return -(-self._memory_peak() // MIB)
 
     async def invoke(self, req: InvokeRequest) -> InvokeOutcome:
         self._to(State.BUSY)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from lambdad.http.errors import (
@@ -82,27 +82,56 @@ _COLLAPSIBLE = re.compile(rb"\s\s|[\t\n\r\x0b\x0c]")
 Headers = dict[bytes, list[bytes]]
 
 
-class VerifiedCaller(NamedTuple):
-    """Who signed the request, and for which region and service they scoped the signature."""
+class VerifiedCaller:
+    """Who signed the request, and for which region and service they scoped the signature.
+    (Plain classes here and below, made on every request: compiled, their __init__ is C, where a
+    named tuple's __new__ and a dataclass's __init__ stay Python code.)"""
 
-    access_key_id: str
-    region: str
-    service: str
+    def __init__(self, access_key_id: str, region: str, service: str) -> None:
+        self.access_key_id = access_key_id
+        self.region = region
+        self.service = service
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VerifiedCaller):
+            return NotImplemented
+        return (self.access_key_id, self.region, self.service) == (
+            other.access_key_id,
+            other.region,
+            other.service,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.access_key_id, self.region, self.service))
+
+    def __repr__(self) -> str:
+        return f"VerifiedCaller({self.access_key_id!r}, {self.region!r}, {self.service!r})"
 
 
-class _Auth(NamedTuple):
-    """The signature claims of one request, whichever form (header or query) carried them.
-    (Named tuples: made on every request, and a frozen dataclass costs several times as much.)"""
+class _Auth:
+    """The signature claims of one request, whichever form (header or query) carried them."""
 
-    access_key_id: str
-    scope_date: str
-    region: str
-    service: str
-    signed_headers: tuple[bytes, ...]
-    signed_headers_raw: str
-    signature: str
-    presigned: bool
-    expires: str = ""  # X-Amz-Expires of a presigned URL, as sent
+    def __init__(
+        self,
+        access_key_id: str,
+        scope_date: str,
+        region: str,
+        service: str,
+        signed_headers: tuple[bytes, ...],
+        signed_headers_raw: str,
+        signature: str,
+        presigned: bool,
+        expires: str = "",  # X-Amz-Expires of a presigned URL, as sent
+    ) -> None:
+        self.access_key_id = access_key_id
+        self.scope_date = scope_date
+        self.region = region
+        self.service = service
+        self.signed_headers = signed_headers
+        self.signed_headers_raw = signed_headers_raw
+        self.signature = signature
+        self.presigned = presigned
+        self.expires = expires
 
 
 def verify_request(

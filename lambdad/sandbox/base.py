@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -127,7 +128,10 @@ class Sandbox(Protocol):
         """Whether the kernel killed a process of the sandbox for exceeding the memory limit."""
         ...
 
-    def max_memory_bytes(self) -> int: ...
+    def memory_peak(self) -> Callable[[], int]:
+        """What reads the sandbox's peak memory in bytes (0 where it is not measured). Called after
+        every invoke, so a backend hands out the cgroup's own reader rather than a method of its own."""
+        ...
 
     async def destroy(self) -> None: ...
 
@@ -173,3 +177,8 @@ def agent_command(
 ) -> list[str]:
     """The agent's full command line for a sandbox started for ``spec``."""
     return [*agent_head(python, agent_parent, package), *agent_args(spec, node)]
+
+
+def no_memory_peak() -> int:
+    """``memory_peak()`` of a sandbox whose memory is not measured."""
+    return 0

@@ -25,6 +25,7 @@ import shutil
 import stat
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from lambdad.runtime import protocol as P
@@ -37,6 +38,7 @@ from lambdad.sandbox.base import (
     agent_args,
     agent_command,
     agent_head,
+    no_memory_peak,
 )
 
 log = logging.getLogger("lambdad.sandbox")
@@ -98,8 +100,8 @@ class BubblewrapSandbox(AgentProcess):
     def oom_killed(self) -> bool:
         return self.group is not None and self.group.oom_kills() > 0
 
-    def max_memory_bytes(self) -> int:
-        return self.group.peak_bytes() if self.group is not None else 0
+    def memory_peak(self) -> Callable[[], int]:
+        return self.group.peak_bytes if self.group is not None else no_memory_peak
 
     async def destroy(self) -> None:
         if not await self._release():

@@ -13,10 +13,18 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from lambdad.runtime import protocol as P
-from lambdad.sandbox.base import RUNTIME_DIR, AgentProcess, SandboxError, SandboxSpec, agent_command
+from lambdad.sandbox.base import (
+    RUNTIME_DIR,
+    AgentProcess,
+    SandboxError,
+    SandboxSpec,
+    agent_command,
+    no_memory_peak,
+)
 
 
 class ProcessSandbox(AgentProcess):
@@ -44,8 +52,8 @@ class ProcessSandbox(AgentProcess):
     def oom_killed(self) -> bool:
         return False
 
-    def max_memory_bytes(self) -> int:
-        return 0
+    def memory_peak(self) -> Callable[[], int]:
+        return no_memory_peak
 
     async def destroy(self) -> None:
         if await self._release():
