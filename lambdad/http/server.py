@@ -104,6 +104,8 @@ class HttpConnection(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.pending: deque[tuple[Request, bool, bool]] = deque()
         self.running = False
+        #: Set while the connection's task waits for its next request (see ``_serve``).
+        self._waiter: asyncio.Future[tuple[Request, bool, bool] | None] | None = None
         self.paused = False
         self.idle_timer: asyncio.TimerHandle | None = None
         #: When the connection last became idle; None while a request is being read or answered.
@@ -129,6 +131,7 @@ class HttpConnection(asyncio.Protocol):
         self._cancel_idle_timer()
         self.transport = None
         self.pending.clear()
+        self._wake(None)  # the connection's task ends
 
     def data_received(self, data: bytes) -> None:
         self.idle_since = None
@@ -190,24 +193,55 @@ class HttpConnection(asyncio.Protocol):
     # --- running requests ------------------------------------------------------------------------
 
     def _next(self) -> None:
+        """Start answering the next pending request: in the connection's task, which runs them one
+        after another, waiting between them. One task per connection rather than per request:
+        a task's creation, registration in asyncio's task set (Python code on 3.11) and first step
+        cost more than the future it waits on."""
         if not self.pending:
-            self.running = False
-            if self.paused and self.transport is not None:
-                self.paused = False
-                self.transport.resume_reading()
-            self.idle_since = time.monotonic()
+            self._idle()
             return
         self.running = True
-        request, keep_alive, head = self.pending.popleft()
-        self.loop.create_task(self._run(request, keep_alive, head))
+        item = self.pending.popleft()
+        if not self._wake(item):
+            self.loop.create_task(self._serve(item))
 
-    async def _run(self, request: Request, keep_alive: bool, head: bool) -> None:
-        # Crashes are logged here rather than by a done callback: one callback less per request.
+    def _idle(self) -> None:
+        self.running = False
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        self.idle_since = time.monotonic()
+
+    def _wake(self, item: tuple[Request, bool, bool] | None) -> bool:
+        waiter, self._waiter = self._waiter, None
+        if waiter is None or waiter.done():
+            return False
+        waiter.set_result(item)
+        return True
+
+    async def _serve(self, first: tuple[Request, bool, bool]) -> None:
+        """Answer requests in order until the connection closes; between them, wait for the next."""
+        item: tuple[Request, bool, bool] | None = first
+        while item is not None:
+            if not await self._answer(*item):
+                return
+            if self.pending:
+                item = self.pending.popleft()
+                continue
+            self._idle()
+            waiter: asyncio.Future[tuple[Request, bool, bool] | None] = self.loop.create_future()
+            self._waiter = waiter
+            item = await waiter
+
+    async def _answer(self, request: Request, keep_alive: bool, head: bool) -> bool:
+        """Write one request's answer; False when the connection is closed (or closing) after it.
+        A crash is logged and closes the connection: the request got no answer, and one for the
+        next would be taken for its."""
         try:
             status, headers, body = await self.app.handle(request)
             transport = self.transport
             if transport is None or transport.is_closing():
-                return
+                return False
             keep_alive = keep_alive and not self.server.closing
             out = [
                 b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown")),
@@ -221,12 +255,14 @@ class HttpConnection(asyncio.Protocol):
             if not head:
                 out.append(body)
             transport.write(b"".join(out))
-            if keep_alive:
-                self._next()
-            else:
+            if not keep_alive:
                 transport.close()
+                return False
         except Exception:
             log.exception("answering a request failed")
+            self.close()
+            return False
+        return True
 
     def _reject(self, status: int, message: bytes) -> None:
         """Answer a request that could not be parsed, then close: the stream's framing is lost."""
