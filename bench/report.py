@@ -347,6 +347,45 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   the invoke path in pieces of 1-3%. 0.2x of a 56,000 floor is 11,200 req/s: the loop's thread
   would have to get under about 85 us per request and all processes together under about 180 us,
   against about 92 and 170 now.
+- **Where the CPU went, per process** (2026-11-24, second session; per-thread schedstat and
+  per-process utime+stime around a 5 s wrk run at 10,150 req/s, fa851c2): the loop's thread ran
+  87 us per request and waited 10 us on the run queue, preempted 3,700 times a second; the agents
+  took 58 us per request, the log writer 17, wrk about 16: about 180 us in all, which two CPUs
+  cannot give 11,200 times a second. An agent answering frames back to back outside any sandbox
+  needs 22 us; the same agent compiled with mypyc (a scratch build) needed 20-21, so its Python
+  was not where the other 36 went. SCHED_BATCH for agents and the log writer (no wakeup
+  preemption) and pinning the loop's thread to one CPU and everything else to the other were
+  measured in alternating rounds and kept neither: both moved the wait, not the total.
+- **The control channel over two pipes** (same session, d24cf8a). The host and the agent talked
+  over a unix socket pair: every write allocates and charges a socket buffer. A Python ping-pong
+  here costs each side 9.2 us of CPU per round trip over a socket pair and 6.1 over two pipes.
+  Under wrk (`python -m bench.ab --compile --rounds 8 fa851c2 WORK`): 10,100 -> 11,284 req/s,
+  ahead in 8 of 8 rounds; the loop's thread 86 -> 77 us per request, the sandboxes and the log
+  writer 69 -> 56. The loop thread's reads fell from 7.5% of its samples to 2.6%. A pipe carries
+  no file descriptors or credentials, which a socket could (SCM_RIGHTS): the channel is narrower.
+- **Plain classes for what every invoke makes** (same session, 423daf3). A `sys.setprofile` hook
+  counting calls into `<string>` code in a server under sequential invokes found four Python
+  frames per request that the compiled modules still ran: mypyc leaves a dataclass's `__init__`
+  and a named tuple's `__new__` as Python code (InvokeRequest, InvokeOutcome, SigV4's
+  VerifiedCaller and claims). As plain classes their `__init__` is C. The environment also keeps
+  the cgroup's compiled peak reader rather than a method of the uncompiled bubblewrap module.
+  11,345 -> 12,312 req/s, ahead in 8 of 8 rounds; the loop's thread 77 -> 70 us per request.
+- **One task per HTTP connection** (same session, 0d6081c): instead of a task per request (its
+  registration in asyncio's task set is Python code on 3.11) the connection's task waits on a
+  future between requests. 13,014 -> 13,122 req/s, ahead in 5 of 8 rounds: within the noise.
+  Kept for the crash handling that came with it: a request whose answer failed now closes its
+  connection instead of leaving the client waiting.
+- **Three `make bench` runs at 0d6081c**: throughput 0.24x, 0.22x, 0.24x (13,561 / 56,590,
+  13,317 / 59,831, 13,384 / 55,887 req/s); p50 2.39x-2.44x the floor at 128 MB and 2.35x-2.42x
+  at 1769 MB; 128 MB p99 1.38, 1.62 and 2.32 ms; lambdad 2.6-2.8 times serverless-offline's
+  throughput under wrk in turns (13,007-13,303 against 4,815-5,107 req/s); cold p50 0.22-0.23x;
+  every burst of 1000 succeeded; PSS per idle environment 6.02-6.09 MiB.
+- **What bounds throughput now** (same measurements at 12,440 req/s, at d24cf8a): the server 72
+  us per request (its loop's thread 77, waiting 10 on the run queue), the agents 34.5, the log
+  writer 16, wrk about 16. The loop's thread: 24% in its two writes, of which about 10 points are
+  waking the reader (the agent, then wrk: interrupts held off in try_to_wake_up, which costs more
+  in this VM), SigV4 13%, the memory peak's pread 4%, httptools 6%, asyncio 5%, the rest in
+  pieces under 2%.
 """
 
 MEANINGS = """## What each number means
