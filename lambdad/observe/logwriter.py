@@ -378,7 +378,8 @@ class WriterProcess:
 
 
 def size_of(message: str) -> int:
-    return len(message.encode("utf-8", "surrogatepass"))
+    """The message's size in UTF-8, as CloudWatch counts it (ASCII, the usual case, needs no encoding)."""
+    return len(message) if message.isascii() else len(message.encode("utf-8", "surrogatepass"))
 
 
 def group_id_of(conn: sqlite3.Connection, name: str) -> int:
@@ -404,14 +405,19 @@ def insert_events(
     if not events:
         return
     _insert_rows(conn, group_id, stream_id, events, now)
-    first = min(ts for ts, _ in events)
-    last = max(ts for ts, _ in events)
+    first = last = events[0][0]
+    size = 0
+    for ts, message in events:  # one pass: this runs for every batch of log lines
+        if ts < first:
+            first = ts
+        elif ts > last:
+            last = ts
+        size += size_of(message)
     conn.execute(
         "UPDATE streams SET first_ts = min(coalesce(first_ts, ?), ?), last_ts = max(coalesce(last_ts, ?), ?),"
         " last_ingest = ? WHERE id = ?",
         (first, first, last, last, now, stream_id),
     )
-    size = sum(size_of(message) for _, message in events)
     conn.execute("UPDATE groups SET stored_bytes = stored_bytes + ? WHERE id = ?", (size, group_id))
 
 
