@@ -560,6 +560,34 @@ def test_crash_and_fork_bomb_leave_server_healthy(server: ServerProcess, lam: An
     lam.delete_function(FunctionName=bomb)
 
 
+def test_environments_that_end_leave_no_descriptor_behind(new_server: Any, tmp_path: Any) -> None:
+    """Every environment holds pipes in the server (two for frames, one for output) and a crash or
+    a timeout destroys it: after twenty of each the server holds no more descriptors than after one."""
+    server = new_server(tmp_path / "fds", args=["--prespawn", "0"])
+    lam = server.client("lambda")
+    crash = deploy(lam, "import os\ndef handler(event, context):\n    os._exit(3)\n")
+    slow = deploy(lam, "import time\ndef handler(event, context):\n    time.sleep(5)\n", Timeout=1)
+
+    def end_both(times: int) -> None:
+        for _ in range(times):
+            assert call(lam, crash)[0]["FunctionError"] == "Unhandled"
+            assert call(lam, slow)[1]["errorType"] == "Sandbox.Timedout"
+
+    def settled_fds() -> int:
+        """The server's open descriptors once destroyed sandboxes are gone (destroy runs after the answer)."""
+        deadline = time.monotonic() + 10
+        while _runtime_processes_of(server) > 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)
+        return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
+
+    end_both(1)
+    before = settled_fds()
+    end_both(20)
+    after = settled_fds()
+    assert after <= before + 2, f"{after - before} descriptors more after 40 ended environments"
+
+
 def test_idle_environments_are_reaped(new_server: Any, tmp_path: Any) -> None:
     server = new_server(tmp_path / "reap", args=["--idle-timeout", "1", "--prespawn", "0"])
     lam = server.client("lambda")
