@@ -379,7 +379,20 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   13,317 / 59,831, 13,384 / 55,887 req/s); p50 2.39x-2.44x the floor at 128 MB and 2.35x-2.42x
   at 1769 MB; 128 MB p99 1.38, 1.62 and 2.32 ms; lambdad 2.6-2.8 times serverless-offline's
   throughput under wrk in turns (13,007-13,303 against 4,815-5,107 req/s); cold p50 0.22-0.23x;
-  every burst of 1000 succeeded; PSS per idle environment 6.02-6.09 MiB.
+  every burst of 1000 succeeded; PSS per idle environment 6.02-6.09 MiB. A fourth run at aa07872,
+  after the log writer change below: 0.23x (13,663 / 60,488), p50 2.39x and 2.40x, p99 2.18 ms.
+- **The log writer, lighter** (same session, 0dde3f6): REPORT lines made without a Report object
+  (a dataclass, so Python code even compiled) and each batch's sizes and time range in one pass,
+  ASCII messages counted without encoding. The writer's own benchmark: about 11.6 -> 10.1-10.4 us
+  of CPU per invocation. In `bench.ab`: the server's children 47 -> 45 us per request, req/s
+  within the noise.
+- **Measured and not kept** (same session, the loop's thread in alternating rounds on one server):
+  nice -10 or -19 for the server, a little slower (13,378 req/s at 0 against 13,182 and 13,048;
+  more involuntary switches, not fewer). SCHED_FIFO for the loop's thread: 13,403 -> 14,337 req/s
+  and a lower p50 under load (2.2 -> 1.9 ms), its run-queue wait 7-10 -> 2 us per request. Not
+  kept: a real-time server thread takes up to 95% of a CPU from every function under overload
+  (on one CPU they would starve it of the work it waits for), and on cgroup v2 the cpu controller
+  cannot be enabled for sandboxes while a real-time task sits outside the root cgroup.
 - **What bounds throughput now** (same measurements at 12,440 req/s, at d24cf8a): the server 72
   us per request (its loop's thread 77, waiting 10 on the run queue), the agents 34.5, the log
   writer 16, wrk about 16. The loop's thread: 24% in its two writes, of which about 10 points are
