@@ -391,8 +391,9 @@ HISTORY = """## What changed the numbers (kept by hand; the tables above are reg
   more involuntary switches, not fewer). SCHED_FIFO for the loop's thread: 13,403 -> 14,337 req/s
   and a lower p50 under load (2.2 -> 1.9 ms), its run-queue wait 7-10 -> 2 us per request. Not
   kept: a real-time server thread takes up to 95% of a CPU from every function under overload
-  (on one CPU they would starve it of the work it waits for), and on cgroup v2 the cpu controller
-  cannot be enabled for sandboxes while a real-time task sits outside the root cgroup.
+  (on one CPU they would starve it of the work it waits for), and on cgroup v2 with a kernel built
+  with CONFIG_RT_GROUP_SCHED the cpu controller (the sandboxes' CPU share) cannot be enabled while
+  a real-time task sits outside the root cgroup.
 - **What bounds throughput now** (same measurements at 12,440 req/s, at d24cf8a): the server 72
   us per request (its loop's thread 77, waiting 10 on the run queue), the agents 34.5, the log
   writer 16, wrk about 16. The loop's thread: 24% in its two writes, of which about 10 points are
