@@ -55,10 +55,8 @@ class Channel:
         data = P.encode_raw(kind, header, body)
         with self._lock:
             written = os.write(self._write_fd, data)  # all of it, unless a signal cut it short
-            if written < len(data):
-                view = memoryview(data)
-                while written < len(data):
-                    written += os.write(self._write_fd, view[written:])
+            while written < len(data):
+                written += os.write(self._write_fd, memoryview(data)[written:])
 
     def recv(self) -> tuple[int, dict[str, Any], bytes] | None:
         return self._reader.recv()

@@ -45,6 +45,15 @@ class SandboxError(Exception):
     """A sandbox could not be created."""
 
 
+_CLOSED = (-1, -1)
+
+
+def _close(fds: tuple[int, int]) -> None:
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
+
+
 class AgentProcess:
     """What every backend's sandbox holds: the agent's process, the two control pipes and the output
     pipe. Of each control pipe the host keeps one end until ``take_control()`` hands it over; the
@@ -52,9 +61,10 @@ class AgentProcess:
 
     def __init__(self, sandbox_id: str) -> None:
         self.sandbox_id = sandbox_id
-        to_agent, self._to_agent = os.pipe()
-        self._from_agent, from_agent = os.pipe()
+        to_agent, host_write = os.pipe()
+        host_read, from_agent = os.pipe()
         self.agent_fds = (to_agent, from_agent)
+        self._host_fds = (host_read, host_write)
         self.output_fd = -1
         self.proc: asyncio.subprocess.Process | None = None
         self.init_header: dict[str, object] = {}
@@ -66,17 +76,14 @@ class AgentProcess:
 
     def close_agent_fds(self) -> None:
         """The host's copies of the agent's ends, once the agent holds them (or failed to start)."""
-        for fd in self.agent_fds:
-            if fd >= 0:
-                os.close(fd)
-        self.agent_fds = (-1, -1)
+        _close(self.agent_fds)
+        self.agent_fds = _CLOSED
 
     def take_control(self) -> tuple[int, int]:
         """(read, write): the host's ends of the control pipes, whose closing becomes the caller's."""
-        fds = (self._from_agent, self._to_agent)
-        if -1 in fds:
+        fds, self._host_fds = self._host_fds, _CLOSED
+        if fds == _CLOSED:
             raise SandboxError(f"the control pipes of sandbox {self.sandbox_id} were taken or closed")
-        self._from_agent = self._to_agent = -1
         return fds
 
     def kill(self) -> None:
@@ -90,10 +97,8 @@ class AgentProcess:
         self.kill()
         if self.proc is not None:
             await self.proc.wait()
-        for fd in (self._from_agent, self._to_agent):
-            if fd >= 0:
-                os.close(fd)
-        self._from_agent = self._to_agent = -1
+        _close(self._host_fds)
+        self._host_fds = _CLOSED
         self.close_agent_fds()
         if self.output_fd >= 0:
             os.close(self.output_fd)
